@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Build the docs site offline, without Quarto, into _docs/.
+
+nbdev 2 renders its site with Quarto, which cannot be installed on machines that reach only package
+registries. This builds an equivalent offline site from the same inputs:
+
+1. `nbdev.serve.proc_nbs` processes the notebooks exactly as `nbdev_docs` does before calling Quarto
+   (hidden cells dropped, export directives removed, show_doc tables rendered, doc links added);
+2. nbconvert renders each processed notebook to HTML with its `lab` template, extended in
+   tools/docs_template/ with the site's navbar and the sidebar from nbs/sidebar.yml;
+3. MathJax 3 is vendored from the `sphinx-mathjax-offline` package on PyPI (no CDN), figures stay embedded
+   as data URIs, and links to notebooks point to the rendered pages.
+
+    python tools/build_docs.py            # -> _docs/index.html, _docs/<chapter>.html, _docs/_static/
+"""
+import html, json, re, shutil, sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NBS, OUT, PROC = ROOT / "nbs", ROOT / "_docs", ROOT / "_proc"
+TEMPLATE_BASE = Path(__file__).resolve().parent / "docs_template"
+
+
+def sidebar() -> list:
+    "The sidebar from nbs/sidebar.yml: a list of ('page', file) and ('section', title, [files])."
+    import yaml
+    items = yaml.safe_load((NBS / "sidebar.yml").read_text())["website"]["sidebar"]["contents"]
+    out = []
+    for it in items:
+        if isinstance(it, str): out.append(("page", it))
+        else: out.append(("section", it["section"], list(it["contents"])))
+    return out
+
+
+def page_name(nb_file: str) -> str:
+    return Path(nb_file).stem + ".html"
+
+
+def options(cell) -> dict:
+    "Quarto cell options (`#| key: value`) left in a processed code cell."
+    opts = {}
+    for line in cell.source.splitlines():
+        m = re.match(r"^#\|\s*([\w-]+)\s*:\s*(.+?)\s*$", line)
+        if m: opts[m.group(1)] = m.group(2)
+    return opts
+
+
+def prepare(nb) -> tuple:
+    "Title and description from the frontmatter; apply echo/output/include options; strip directive lines."
+    import yaml
+    title, desc = None, None
+    nb.metadata.pop("widgets", None)          # widget state stored by nbdev's show_doc run: no widgets on these pages
+    cells = []
+    for c in nb.cells:
+        if c.cell_type == "raw" and c.source.lstrip().startswith("---"):
+            fm = yaml.safe_load(c.source.strip().strip("-")) or {}
+            title, desc = fm.get("title", title), fm.get("description", desc)
+            continue
+        if c.cell_type == "code":
+            o = options(c)
+            if o.get("include") == "false": continue
+            if o.get("output") == "false": c.outputs = []
+            c.source = "\n".join(l for l in c.source.splitlines() if not l.startswith("#|")).strip()
+            if o.get("echo") == "false": c.metadata["tags"] = ["remove_input"]
+            if not c.source and not c.outputs: continue
+        cells.append(c)
+    nb.cells = cells
+    return title, desc
+
+
+def inline_md(text: str) -> str:
+    "Escape a one-line description and render its `code` spans."
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+def nav_html(current: str, pages: dict) -> str:
+    "The sidebar, with the current page marked."
+    def link(f):
+        name = page_name(f)
+        cls = ' class="active"' if name == current else ""
+        return f'<li><a href="{name}"{cls}>{html.escape(pages.get(f, Path(f).stem))}</a></li>'
+    parts = ['<nav class="site-sidebar" aria-label="chapters"><ul>']
+    for item in sidebar():
+        if item[0] == "page": parts.append(link(item[1]))
+        else:
+            parts.append(f'<li class="section"><span>{html.escape(item[1])}</span><ul>')
+            parts += [link(f) for f in item[2]]
+            parts.append("</ul></li>")
+    parts.append("</ul></nav>")
+    return "\n".join(parts)
+
+
+def vendor_mathjax() -> str:
+    "Copy MathJax 3 (one self-contained file, SVG output) from the sphinx-mathjax-offline package on PyPI."
+    from importlib.metadata import files
+    src = next((f.locate() for f in files("sphinx-mathjax-offline") or [] if f.name == "tex-svg-full.js"), None)
+    if src is None: raise FileNotFoundError("MathJax not found: pip install sphinx-mathjax-offline (a dev requirement)")
+    dst = OUT / "_static" / "mathjax"
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src, dst / "tex-svg-full.js")
+    return "_static/mathjax/tex-svg-full.js"
+
+
+def main() -> int:
+    import nbformat
+    from nbconvert import HTMLExporter
+    from nbdev.serve import proc_nbs
+    t0 = time.time()
+    shutil.rmtree(PROC, ignore_errors=True)
+    proc_nbs(path=str(NBS), n_workers=0, force=True)      # nbdev's own processing for docs
+    shutil.rmtree(OUT, ignore_errors=True); OUT.mkdir()
+    mathjax = vendor_mathjax()
+    shutil.copy(NBS / "styles.css", OUT / "_static" / "styles.css")
+    shutil.copy(TEMPLATE_BASE / "site.css", OUT / "_static" / "site.css")
+    files = [f for item in sidebar() for f in ([item[1]] if item[0] == "page" else item[2])]
+    missing = [f for f in files if not (PROC / f).exists()]
+    if missing: print(f"sidebar.yml names notebooks that do not exist: {missing}"); return 1
+    notebooks, titles = {}, {}
+    for f in files:
+        nb = nbformat.read(PROC / f, as_version=4)
+        title, desc = prepare(nb)
+        notebooks[f], titles[f] = (nb, title, desc), title or Path(f).stem
+    from traitlets.config import Config
+    cfg = Config({"TagRemovePreprocessor": {"enabled": True, "remove_input_tags": ["remove_input"]}})
+    exporter = HTMLExporter(config=cfg, template_name="tome_nb", extra_template_basedirs=[str(TEMPLATE_BASE)],
+                            mathjax_url=mathjax, exclude_input_prompt=True, exclude_output_prompt=True)
+    errors = []
+    for f, (nb, title, desc) in notebooks.items():
+        name = page_name(f)
+        for c in nb.cells:
+            for o in c.get("outputs", []):
+                if o.get("output_type") == "error": errors.append(f"{f}: stored error output {o.get('ename')}")
+        body, _ = exporter.from_notebook_node(nb, resources=dict(
+            site_title="tome_nb", page_title=title or Path(f).stem, page_description=inline_md(desc or ""),
+            sidebar=nav_html(name, titles), metadata=dict(name=title or Path(f).stem)))
+        body = re.sub(r'href="(?!https?:|#|mailto:)([^"#]+?)\.ipynb(#[^"]*)?"', lambda m: f'href="{m.group(1)}.html{m.group(2) or ""}"', body)
+        # Pandoc link attributes from show_doc ([source](url){target=... style=...}) become HTML attributes
+        body = re.sub(r'<a href="([^"]+)">([^<]+)</a>\{target="_blank" style="([^"]*)"\}',
+                      r'<a href="\1" target="_blank" style="\3">\2</a>', body)
+        (OUT / name).write_text(body)
+    (OUT / "_site.json").write_text(json.dumps({"pages": [page_name(f) for f in files], "titles": titles}, indent=1))
+    shutil.rmtree(PROC, ignore_errors=True)
+    print(f"built {len(files)} pages into {OUT.relative_to(ROOT)}/ in {time.time() - t0:.0f}s")
+    if errors:
+        print("\n".join(errors)); return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
