@@ -8,24 +8,24 @@ __all__ = ['block_macs', 'vit_gflops', 'vit_macs', 'vit_macs_counts', 'bipartite
            'random_soft_matching', 'merged_token_counts', 'merge_source', 'merge_wavg', 'unmerge_tokens',
            'explicit_attention', 'prop_attention', 'apply_patch', 'dense_features', 'is_patched', 'model_gflops',
            'parse_r', 'remove_patch', 'token_counts', 'make_visualization', 'merge_visualization', 'benchmark',
-           'compare', 'tome_sweep', 'create_model', 'labelled_images', 'sample_image', 'evaluate', 'evaluate_models',
-           'image_loader', 'apply_avit', 'apply_dynamicvit', 'apply_evit', 'apply_method', 'apply_random_drop',
-           'apply_tome_drop']
+           'compare', 'paired_ratio', 'tome_sweep', 'create_model', 'labelled_images', 'sample_image', 'evaluate',
+           'evaluate_models', 'image_loader', 'apply_avit', 'apply_dynamicvit', 'apply_evit', 'apply_method',
+           'apply_random_drop', 'apply_tome_drop']
 
-# %% ../nbs/index.ipynb #5db83f08
+# %% ../nbs/index.ipynb #caf27c03
 from .flops import block_macs, vit_gflops, vit_macs, vit_macs_counts
 from .matching import bipartite_soft_matching, kth_bipartite_soft_matching, random_soft_matching, merged_token_counts
 from .merge import merge_source, merge_wavg, unmerge_tokens
 from .attention import explicit_attention, prop_attention
 from .patch import apply_patch, dense_features, is_patched, model_gflops, parse_r, remove_patch, token_counts
 from .vis import make_visualization, merge_visualization
-from .bench import benchmark, compare, tome_sweep
+from .bench import benchmark, compare, paired_ratio, tome_sweep
 from .assets import create_model, labelled_images, sample_image
 from .eval import evaluate, evaluate_models, image_loader
 from .prune import apply_avit, apply_dynamicvit, apply_evit, apply_method, apply_random_drop, apply_tome_drop
 _all_ = ["block_macs", "vit_gflops", "vit_macs", "vit_macs_counts", "bipartite_soft_matching", "kth_bipartite_soft_matching",
          "random_soft_matching", "merged_token_counts", "merge_source", "merge_wavg", "unmerge_tokens", "explicit_attention",
          "prop_attention", "apply_patch", "dense_features", "is_patched", "model_gflops", "parse_r", "remove_patch",
-         "token_counts", "make_visualization", "merge_visualization", "benchmark", "compare", "tome_sweep", "create_model",
+         "token_counts", "make_visualization", "merge_visualization", "benchmark", "compare", "paired_ratio", "tome_sweep", "create_model",
          "labelled_images", "sample_image", "evaluate", "evaluate_models", "image_loader", "apply_avit", "apply_dynamicvit",
          "apply_evit", "apply_method", "apply_random_drop", "apply_tome_drop"]

@@ -125,6 +125,10 @@ def main() -> int:
     exporter = HTMLExporter(config=cfg, template_name="tome_nb", extra_template_basedirs=[str(TEMPLATE_BASE)],
                             mathjax_url=mathjax, exclude_input_prompt=True, exclude_output_prompt=True)
     errors = []
+    from nbdev.config import get_config
+    cfg_ = get_config()
+    site = f"{cfg_.doc_host}{cfg_.doc_baseurl}".rstrip("/")
+    local = {re.sub(r"^\d+[a-zA-Z0-9]*_", "", Path(f).stem): Path(f).stem for f in files}
     for f, (nb, title, desc) in notebooks.items():
         name = page_name(f)
         for c in nb.cells:
@@ -134,6 +138,8 @@ def main() -> int:
             site_title="tome_nb", page_title=title or Path(f).stem, page_description=inline_md(desc or ""),
             sidebar=nav_html(name, titles), metadata=dict(name=title or Path(f).stem)))
         body = re.sub(r'href="(?!https?:|#|mailto:)([^"#]+?)\.ipynb(#[^"]*)?"', lambda m: f'href="{m.group(1)}.html{m.group(2) or ""}"', body)
+        # nbdev's symbol links point at the hosted site, whose page names drop the number prefix: use our pages
+        body = re.sub(r'href="' + re.escape(site) + r'/([\w-]+)\.html', lambda m: f'href="{local.get(m.group(1), m.group(1))}.html', body)
         # Pandoc link attributes from show_doc ([source](url){target=... style=...}) become HTML attributes
         body = re.sub(r'<a href="([^"]+)">([^<]+)</a>\{target="_blank" style="([^"]*)"\}',
                       r'<a href="\1" target="_blank" style="\3">\2</a>', body)
