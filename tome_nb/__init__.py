@@ -12,7 +12,7 @@ __all__ = ['block_macs', 'vit_gflops', 'vit_macs', 'vit_macs_counts', 'bipartite
            'evaluate_models', 'image_loader', 'apply_avit', 'apply_dynamicvit', 'apply_evit', 'apply_method',
            'apply_random_drop', 'apply_tome_drop']
 
-# %% ../nbs/index.ipynb #caf27c03
+# %% ../nbs/index.ipynb #a4aed9d7
 from .flops import block_macs, vit_gflops, vit_macs, vit_macs_counts
 from .matching import bipartite_soft_matching, kth_bipartite_soft_matching, random_soft_matching, merged_token_counts
 from .merge import merge_source, merge_wavg, unmerge_tokens
