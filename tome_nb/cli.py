@@ -129,7 +129,7 @@ def plot_bench(rows: List[dict], path: str | Path) -> Path:
     fig.savefig(path, bbox_inches="tight", dpi=120); plt.close(fig)
     return path
 
-def bench(args) -> int:
+def bench(args: argparse.Namespace) -> int:
     "The `bench` subcommand."
     _check_bench_args(args)
     model, weights = _load_model(args)

@@ -49,7 +49,7 @@ def comparison_variants(model: nn.Module, # the unpatched model with real weight
 
 # %% ../nbs/10_comparison.ipynb #b5b99893
 def run_comparison(model_name: str = "deit_tiny_patch16_224", # timm model with real weights available
-                   data=None, # labelled image folder (default: the assets' imagenet-val-1300)
+                   data: Optional[str | Path] = None, # labelled image folder (default: the assets' imagenet-val-1300)
                    limit: Optional[int] = None, # only the first `limit` images
                    batch_size: int = 64, # batch for accuracy and throughput
                    device: str = "cpu", # where to run
@@ -106,7 +106,7 @@ MARKERS = {"baseline": "*", "tome": "o", "tome-drop": "v", "random-drop": "x", "
 
 def plot_comparison(rows: List[dict], # comparison rows with top1, img_s and gflops
                     path: Optional[str | Path] = None, # save here (else return the figure)
-                   ):
+                   ) -> Optional["matplotlib.figure.Figure"]:
     "Top-1 vs measured throughput and vs GFLOPs, every method on the same axes."
     import matplotlib.pyplot as plt
     from tome_nb.vis import caption
@@ -145,7 +145,7 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", default=None, metavar="PATH", help="plot to write (default: the CSV path with .png)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-def run_compare(args) -> int:
+def run_compare(args: argparse.Namespace) -> int:
     "The `compare` subcommand."
     from tome_nb.cli import CLIError
     from tome_nb.assets import AssetsNotFoundError, write_csv

@@ -5,7 +5,7 @@
 # %% ../nbs/02_matching.ipynb #77423fbc
 from __future__ import annotations
 from numbers import Integral
-from typing import Callable, Tuple, Union
+from typing import Callable, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +16,7 @@ __all__ = ['MERGE_MODES', 'check_r', 'num_protected_tokens', 'capped_r', 'merged
            'random_soft_matching', 'kth_bipartite_soft_matching']
 
 # %% ../nbs/02_matching.ipynb #ec5647e4
-def check_r(r, name: str = "r") -> int:
+def check_r(r: object, name: str = "r") -> int:
     "Validate a per-block merge count: a non-negative `int` (bools and floats are refused)."
     if isinstance(r, bool) or not isinstance(r, Integral):
         raise TypeError(f"{name} must be a non-negative int, got {type(r).__name__} {r!r}")
@@ -42,7 +42,7 @@ def capped_r(num_tokens: int, # tokens in the sequence, protected ones included
 
 # %% ../nbs/02_matching.ipynb #3043a24a
 def merged_token_counts(num_tokens: int, # tokens entering the first block (protected included)
-                        rs, # the per-block `r` values (a list, see `parse_r` in chapter 05)
+                        rs: Sequence[int], # the per-block `r` values (a list, see `parse_r` in chapter 05)
                         num_protected: int = 0, # leading tokens that are never merged
                        ) -> list[int]:
     "Token count after each block when block `i` removes `rs[i]` tokens (capped)."

@@ -6,7 +6,7 @@
 from __future__ import annotations
 from dataclasses import dataclass, field
 from numbers import Integral, Real
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -22,13 +22,15 @@ from .merge import merge_source, merge_wavg, unmerge_tokens
 from .similarity import attention_qkv
 
 # %% auto #0
-__all__ = ['METRICS', 'parse_r', 'ReduceInput', 'ToMeReduce', 'block_forward', 'PatchConfig', 'attn_pool_forward',
+__all__ = ['Schedule', 'METRICS', 'parse_r', 'ReduceInput', 'ToMeReduce', 'block_forward', 'PatchConfig', 'attn_pool_forward',
            'check_supported', 'patch_model', 'apply_patch', 'remove_patch', 'is_patched', 'num_input_tokens',
            'token_counts', 'model_gflops', 'dense_features']
 
 # %% ../nbs/05_timm.ipynb #792bde99
+Schedule = Union[int, Sequence[int], Tuple[int, float]]    # one r for all blocks, one per block, or (r, inflect)
+
 def parse_r(num_layers: int, # number of blocks
-            r, # int, list of ints, or (r, inflect) tuple
+            r: Schedule, # int, list of ints, or (r, inflect) tuple
            ) -> List[int]:
     "The per-block merge counts for `num_layers` blocks from `r`: an int, a list, or a `(r, inflect)` tuple."
     if isinstance(num_layers, bool) or not isinstance(num_layers, Integral) or num_layers < 1:
@@ -137,12 +139,12 @@ class _ReducedViT:
     "Methods that replace those of a timm VisionTransformer while a token-reduction patch is applied."
 
     @property
-    def r(self):
+    def r(self) -> Schedule:
         "The merge schedule: an int, a list, or (r, inflect); checked when set."
         return self._tome_cfg.r
 
     @r.setter
-    def r(self, value):
+    def r(self, value: Schedule) -> None:
         parse_r(len(self.blocks), value)
         self._tome_cfg.r = value
 
@@ -157,6 +159,7 @@ class _ReducedViT:
         return (self._tome_state or {}).get("source")
 
     def forward_features(self, x: Tensor, attn_mask: Optional[Tensor] = None, is_causal: bool = False) -> Tensor:
+        "Patch embedding, prefix tokens, then the blocks with token reduction; sizes kept for `pool`."
         if attn_mask is not None or is_causal:
             raise NotImplementedError("a token-reduced model takes no attn_mask/is_causal: the token count changes")
         cfg, P = self._tome_cfg, self.num_prefix_tokens
@@ -184,6 +187,7 @@ class _ReducedViT:
                          f"produced {tuple(size.shape[:2])} (batch, tokens): call forward_features on this batch first")
 
     def pool(self, x: Tensor, pool_type: Optional[str] = None) -> Tensor:
+        "timm's pooling, with averages weighted by token size and `map` pooling with proportional attention."
         size, P = self._tome_size_for(x), self.num_prefix_tokens
         if self.attn_pool is not None:                                    # `map`: attention pooling
             if not self.pool_include_prefix: x, size = x[:, P:], (None if size is None else size[:, P:])
@@ -198,7 +202,8 @@ class _ReducedViT:
         if pool_type == "avgmax": return 0.5 * (x.amax(1) + avg)
         raise ValueError(f"unknown pool type {pool_type!r}")
 
-    def forward_intermediates(self, *args, **kwargs):
+    def forward_intermediates(self, *args: Any, **kwargs: Any) -> Any:
+        "timm's `forward_intermediates`, allowed only while no tokens are merged (r = 0 in every block)."
         if any(parse_r(len(self.blocks), self._tome_cfg.r)):
             raise NotImplementedError("forward_intermediates is not supported with r > 0 (the token count changes "
                                       "from block to block); use dense_features(model, x) for full-resolution features")
@@ -255,7 +260,7 @@ def check_supported(model: nn.Module) -> None:
 
 def patch_model(model: nn.Module, # a timm VisionTransformer
                 method: str, # name of the method ("tome", or a pruning method)
-                r, # the schedule
+                r: Schedule, # the schedule
                 reduce: Callable, # the reduction rule
                 trace_source: bool = False, # record the source map of the last forward
                 prop_attn: bool = True, # proportional attention
@@ -280,7 +285,7 @@ def patch_model(model: nn.Module, # a timm VisionTransformer
 
 # %% ../nbs/05_timm.ipynb #f535b538
 def apply_patch(model: nn.Module, # a timm VisionTransformer, patched in place
-                r=0, # tokens merged per block: int, list, or (r, inflect); `model.r` changes it later
+                r: Schedule = 0, # tokens merged per block: int, list, or (r, inflect); `model.r` changes it later
                 trace_source: bool = False, # keep the source map of the last forward (`model.tome_source`)
                 prop_attn: bool = True, # proportional attention (log(size) bias)
                 metric: str = "keys", # similarity features: keys, queries, values or x (ablations)
@@ -307,14 +312,14 @@ def num_input_tokens(model: nn.Module) -> int:
     return model.patch_embed.num_patches + model.num_prefix_tokens
 
 def token_counts(model: nn.Module, # a timm VisionTransformer
-                 r=None, # the schedule (default: the model's own, 0 if unpatched)
+                 r: Optional[Schedule] = None, # the schedule (default: the model's own, 0 if unpatched)
                 ) -> List[int]:
     "The token count after each block for schedule `r`, with the per-block cap applied."
     r = (model.r if is_patched(model) else 0) if r is None else r
     return merged_token_counts(num_input_tokens(model), parse_r(len(model.blocks), r), model.num_prefix_tokens)
 
 def model_gflops(model: nn.Module, # a timm VisionTransformer
-                 r=None, # the schedule (default: the model's own, 0 if unpatched)
+                 r: Optional[Schedule] = None, # the schedule (default: the model's own, 0 if unpatched)
                  include_matching: bool = False, # add the matching's similarity product
                 ) -> float:
     "Analytic GFLOPs (GMACs) of one image through `model` with schedule `r` (chapter 00's counter)."

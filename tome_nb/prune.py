@@ -6,7 +6,7 @@
 from __future__ import annotations
 import copy, math, time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,7 @@ from .matching import check_r
 from .merge import merge_source
 from .similarity import attention_qkv
 from .patch import (ReduceInput, ToMeReduce, _ReducedViT, block_forward, is_patched, num_input_tokens,
-                           parse_r, patch_model, remove_patch)
+                           Schedule, parse_r, patch_model, remove_patch)
 
 # %% auto #0
 __all__ = ['METHODS', 'keep_tokens', 'RandomDrop', 'apply_random_drop', 'apply_tome_drop', 'class_attention', 'EViTFuse',
@@ -53,14 +53,14 @@ class RandomDrop:
     def __repr__(self): return f"RandomDrop(seed={self.seed})"
 
 def apply_random_drop(model: nn.Module, # a timm ViT, patched in place
-                      r=13, # tokens dropped per block: int, list or (r, inflect), as for ToMe
+                      r: Schedule = 13, # tokens dropped per block: int, list or (r, inflect), as for ToMe
                       seed: int = 0, # random seed
                      ) -> nn.Module:
     "Random token dropping with ToMe's per-block budget."
     return patch_model(model, "random-drop", r, RandomDrop(seed), prop_attn=False, seed=seed)
 
 def apply_tome_drop(model: nn.Module, # a timm ViT, patched in place
-                    r=13, # tokens dropped per block: int, list or (r, inflect)
+                    r: Schedule = 13, # tokens dropped per block: int, list or (r, inflect)
                    ) -> nn.Module:
     "Ablation: ToMe's bipartite matching on the keys, but the matched tokens are dropped instead of merged."
     return patch_model(model, "tome-drop", r, ToMeReduce(mode="drop"), prop_attn=False)
@@ -113,7 +113,7 @@ def evit_schedule(model: nn.Module, # a timm ViT
     return rs
 
 def apply_evit(model: nn.Module, # a timm ViT with a class token, patched in place
-               r=None, # ToMe-style budget: tokens removed per block (int, list or (r, inflect)); or
+               r: Optional[Schedule] = None, # ToMe-style budget: tokens removed per block (int, list or (r, inflect)); or
                keep_rate: float | None = None, # EViT's schedule: keep rate at `locations`
                locations: Sequence[int] = (3, 6, 9), # reduction blocks for `keep_rate`
               ) -> nn.Module:
@@ -222,11 +222,11 @@ def dynamicvit_train_forward(model: nn.Module, # an unpatched timm ViT
 
 # %% ../nbs/09_pruning.ipynb #b8427b2b
 def train_loader(model: nn.Module, # the model whose preprocessing (size, normalization) to use
-                 folder=None, # labelled training images (default: the assets' imagenet-sample-1000)
+                 folder: Optional[str | Path] = None, # labelled training images (default: the assets' imagenet-sample-1000)
                  batch_size: int = 32, # images per batch
                  limit: Optional[int] = None, # only the first `limit` images
                  seed: int = 0, # shuffling and augmentation seed
-                ):
+                ) -> torch.utils.data.DataLoader:
     "A shuffled loader with augmentation (random resized crop, flip) over labelled training images."
     from timm.data import create_transform, resolve_data_config
     from tome_nb.assets import asset_path, labelled_images
@@ -249,7 +249,7 @@ def train_dynamicvit(model: nn.Module, # an unpatched timm ViT (frozen; used as 
                      epochs: int = 3, # passes over the training images
                      lr: float = 1e-3, # AdamW learning rate for the predictors
                      ratio_weight: float = 2.0, # weight of the keep-ratio loss
-                     loader=None, # training batches (default: `train_loader(model)`)
+                     loader: Optional[Iterable] = None, # training batches (default: `train_loader(model)`)
                      use_labels: bool = True, # add cross-entropy on the labels
                      progress: bool = True, # progress bar
                      seed: int = 0, # initialization seed
@@ -315,6 +315,7 @@ def _compact_block(blk, x: Tensor, active: Tensor, P: int) -> Tensor:
 class _HaltingViT(_ReducedViT):
     "A timm ViT whose tokens halt (A-ViT style): masked, or compacted per block."
     def forward_features(self, x: Tensor, attn_mask: Optional[Tensor] = None, is_causal: bool = False) -> Tensor:
+        "The blocks with per-token halting: halted tokens are masked out or, when compacting, removed."
         if attn_mask is not None or is_causal: raise NotImplementedError("a halting model takes no attn_mask/is_causal")
         cfg, P = self._tome_cfg, self.num_prefix_tokens
         hs: HaltingState = self.token_predictors
@@ -385,7 +386,7 @@ def train_avit(model: nn.Module, # a timm ViT: fine-tuned in place
                halting_lr: float = 5e-2, # learning rate for gamma and beta
                ponder_weight: float = 5e-4, # weight of the ponder loss
                prior_weight: float = 0.1, # weight of the distribution prior
-               loader=None, # training batches (default: `train_loader(model)`)
+               loader: Optional[Iterable] = None, # training batches (default: `train_loader(model)`)
                progress: bool = True, # progress bar
                seed: int = 0, # seed
               ) -> Tuple[HaltingState, List[dict]]:

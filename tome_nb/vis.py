@@ -4,12 +4,14 @@
 
 # %% ../nbs/06_visualization.ipynb #0d50dcd8
 from __future__ import annotations
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor, nn
+
+from .patch import Schedule
 
 # %% auto #0
 __all__ = ['patch_groups', 'make_visualization', 'input_crop', 'merge_visualization', 'provenance', 'caption']
@@ -41,7 +43,7 @@ def _to_array(img) -> np.ndarray:
     if a.max() > 1.0: a = a / 255.0
     return np.repeat(a, 3, -1) if a.shape[-1] == 1 else a
 
-def make_visualization(img, # the model's input image: PIL, [3, H, W] tensor in [0, 1], or [H, W, 3] array
+def make_visualization(img: Image.Image | Tensor | np.ndarray, # the model's input image: PIL, [3, H, W] tensor in [0, 1], or [H, W, 3] array
                        source: Tensor, # [T, N0] or [1, T, N0] source map of this image
                        patch_size: int = 16, # pixels per patch side
                        class_token: bool = True, # the first token is a class token (no image position)
@@ -73,7 +75,7 @@ def make_visualization(img, # the model's input image: PIL, [3, H, W] tensor in 
 # %% ../nbs/06_visualization.ipynb #b12a660f
 def input_crop(model: nn.Module, # a timm model (its pretrained config gives mean and std)
                img: Image.Image, # an RGB photo
-               transform=None, # preprocessing (default: timm's eval transform for the model)
+               transform: Optional[Callable] = None, # preprocessing (default: timm's eval transform for the model)
               ) -> Tuple[Tensor, Tensor]:
     "The model input for `img` ([1, 3, H, W], normalized) and the same crop as a [3, H, W] image in [0, 1]."
     from tome_nb.assets import eval_transform
@@ -91,9 +93,9 @@ def input_crop(model: nn.Module, # a timm model (its pretrained config gives mea
 @torch.no_grad()
 def merge_visualization(model: nn.Module, # a ToMe-patched timm ViT (from `apply_patch`)
                         img: Image.Image, # an RGB photo
-                        r=None, # the schedule to use (default: the model's)
+                        r: Optional[Schedule] = None, # the schedule to use (default: the model's)
                         blocks: Optional[int] = None, # merge only in the first `blocks` blocks (None: all)
-                        transform=None, # preprocessing (default: timm's eval transform for the model)
+                        transform: Optional[Callable] = None, # preprocessing (default: timm's eval transform for the model)
                        ) -> Tuple[Image.Image, int, int]:
     "Visualize the merged groups for one image: (picture, predicted class index, tokens left)."
     from tome_nb.patch import is_patched, parse_r
@@ -121,7 +123,7 @@ def provenance(rows: Union[dict, Sequence[dict]]) -> str:
     parts += ["torch " + "/".join(uniq("torch")), "timm " + "/".join(uniq("timm")), "/".join(uniq("date"))]
     return "; ".join(p for p in parts if p.split()[-1] != "")
 
-def caption(fig, # a matplotlib figure
+def caption(fig: "matplotlib.figure.Figure", # a matplotlib figure
             rows: Union[dict, Sequence[dict]], # the result rows it was drawn from
             note: str = "", # extra text before the provenance
            ) -> None:

@@ -105,8 +105,12 @@ def main() -> int:
     import nbformat
     from nbconvert import HTMLExporter
     from nbdev.serve import proc_nbs
+    import warnings
     t0 = time.time()
     shutil.rmtree(PROC, ignore_errors=True)
+    # Each chapter's hidden setup cell imports and seeds the RNG in one cell on purpose; nbdev warns about
+    # that mix for every chapter, which only buries real warnings.
+    warnings.filterwarnings("ignore", message="Found cells containing imports and other code")
     proc_nbs(path=str(NBS), n_workers=0, force=True)      # nbdev's own processing for docs
     shutil.rmtree(OUT, ignore_errors=True); OUT.mkdir()
     mathjax = vendor_mathjax()
