@@ -82,10 +82,11 @@ class ToMeReduce:
     def __call__(self, t: ReduceInput) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
         m = t.xn if self.metric == "x" else getattr(t, self.metric[0]).mean(1)   # [B, N, d_h] (x: [B, N, C])
         merge, _ = bipartite_soft_matching(m, t.r, num_protected=t.num_protected)
-        source = merge_source(merge, t.x, t.source) if t.trace_source else t.source
-        if self.mode == "drop":
+        if self.mode == "drop":                    # the matched tokens go, and the patches they hold with them
             size = torch.ones_like(t.x[..., :1]) if t.size is None else t.size
+            source = merge(t.source, mode="drop") if t.source is not None else None
             return merge(t.x, mode="drop"), merge(size, mode="drop"), source
+        source = merge_source(merge, t.x, t.source) if t.trace_source else t.source
         x, size = merge_wavg(merge, t.x, t.size)
         return x, size, source
 
