@@ -180,4 +180,5 @@ d = { 'settings': { 'branch': 'main',
                              'tome_nb.vis.merge_visualization': ('visualization.html#merge_visualization', 'tome_nb/vis.py'),
                              'tome_nb.vis.patch_groups': ('visualization.html#patch_groups', 'tome_nb/vis.py'),
                              'tome_nb.vis.provenance': ('visualization.html#provenance', 'tome_nb/vis.py'),
-                             'tome_nb.vis.reduction_visualization': ('visualization.html#reduction_visualization', 'tome_nb/vis.py')}}}
+                             'tome_nb.vis.reduction_visualization': ('visualization.html#reduction_visualization', 'tome_nb/vis.py'),
+                             'tome_nb.vis.show_jpeg': ('visualization.html#show_jpeg', 'tome_nb/vis.py')}}}
