@@ -286,19 +286,36 @@ def patch_model(model: nn.Module, # a timm VisionTransformer
     return model
 
 # %% ../nbs/05_timm.ipynb #090db235
-def apply_patch(model: nn.Module, # a timm VisionTransformer, patched in place
+def _other_library_patch(model: nn.Module) -> Optional[Callable]:
+    "The patch for a torchvision or Hugging Face transformers ViT (chapters 05b, 05c); None for any other model."
+    import sys
+    cls = getattr(model, "_tome_orig_class", type(model))
+    tv = sys.modules.get("torchvision.models.vision_transformer")
+    if tv is not None and issubclass(cls, tv.VisionTransformer):
+        from tome_nb.tv import tv_apply_patch
+        return tv_apply_patch
+    tf = sys.modules.get("transformers")
+    if tf is not None and getattr(tf, "PreTrainedModel", None) is not None and issubclass(cls, tf.PreTrainedModel):
+        from tome_nb.hf import hf_apply_patch
+        return hf_apply_patch
+    return None
+
+def apply_patch(model: nn.Module, # a timm VisionTransformer (or a torchvision / transformers ViT), patched in place
                 r: Schedule = 0, # tokens merged per block: int, list, or (r, inflect); `model.r` changes it later
                 trace_source: bool = False, # keep the source map of the last forward (`model.tome_source`)
                 prop_attn: bool = True, # proportional attention (log(size) bias)
                 metric: str = "keys", # similarity features: keys, queries, values or x (ablations)
                ) -> nn.Module:
-    "Apply Token Merging to a timm Vision Transformer, in place; returns the model."
+    "Apply Token Merging to a timm Vision Transformer (or a torchvision or transformers one), in place; returns the model."
+    other = None if isinstance(model, VisionTransformer) else _other_library_patch(model)
+    if other is not None: return other(model, r, trace_source, prop_attn, metric)
     return patch_model(model, "tome", r, ToMeReduce(metric), trace_source, prop_attn, metric=metric)
 
 def remove_patch(model: nn.Module) -> nn.Module:
     "Undo `apply_patch` (or any token-reduction patch): the model behaves exactly as before. No-op if unpatched."
     cls = getattr(model, "_tome_orig_class", None)
     if cls is None: return model
+    if hasattr(model, "_tome_unpatch"): return model._tome_unpatch()     # transformers models patch several modules (05b)
     model.__class__ = cls
     for name in ("_tome_orig_class", "_tome_cfg", "_tome_state"): delattr(model, name)
     if "token_predictors" in model._modules: del model._modules["token_predictors"]   # learned pruning heads (chapter 09)
