@@ -12,12 +12,12 @@ import torch
 from torch import Tensor, nn
 
 from .assets import run_info, write_csv
-from .patch import apply_patch, is_patched, model_gflops, parse_r, remove_patch
+from .patch import ReduceInput, Schedule, ToMeReduce, apply_patch, is_patched, model_gflops, parse_r, patch_model, remove_patch
 
 # %% auto #0
 __all__ = ['DTYPES', 'CPU_SWEEP', 'GPU_SWEEP', 'resolve_device', 'resolve_dtype', 'prepare', 'make_step', 'calibrate',
            'timed_run', 'benchmark', 'compare', 'paired_ratio', 'explicit_attention_copy', 'tome_sweep',
-           'reduction_overhead', 'run_sweep']
+           'reduction_overhead', 'run_sweep', 'keep_first', 'free_reduction', 'latency_sweep', 'overhead_sweep']
 
 # %% ../nbs/07_benchmarking.ipynb #d18dadfe
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -125,7 +125,7 @@ def compare(models: Dict[str, nn.Module], # name -> model (each is copied)
             runs: int = 7, # timed runs per model (rounds)
             warmup: int = 2, # untimed steps per model
             min_run_time: float = 0.3, # seconds per timed run
-            compile: bool = False, # torch.compile each model
+            compile: bool | Sequence[str] = False, # torch.compile every model (True), or only the models named
             train: bool = False, # training throughput (forward + backward)
             progress: bool = True, # progress bar over the rounds
            ) -> Dict[str, dict]:
@@ -133,14 +133,17 @@ def compare(models: Dict[str, nn.Module], # name -> model (each is copied)
     from tqdm.auto import tqdm
     if not models: raise ValueError("compare: no models")
     _check_positive("batch_size", batch_size); _check_positive("runs", runs)
+    if not isinstance(compile, bool) and not set(compile) <= set(models):
+        raise ValueError(f"compare: compile names {sorted(set(compile) - set(models))} are not among the models")
     dev = resolve_device(device); dt = resolve_dtype(dtype, dev)
     first = next(iter(models.values()))
     if img_size is None:
         cfg = getattr(first, "pretrained_cfg", None) or {}
         img_size = cfg.get("input_size", (3, 224, 224))[-1]
+    if compile: torch._dynamo.reset()           # fresh compile caches: copies of one class would hit the recompile limit
     steps, iters = {}, {}
     for name, model in models.items():
-        m = prepare(model, dev, dt, compile, train)
+        m = prepare(model, dev, dt, compile if isinstance(compile, bool) else name in compile, train)
         steps[name] = make_step(m, batch_size, img_size, dev, dt, train, getattr(model, "num_classes", 1000))
         iters[name] = calibrate(steps[name], dev, warmup, min_run_time)
     secs = {name: [] for name in models}
@@ -270,4 +273,77 @@ def run_sweep(configs: Sequence[dict], # tome_sweep settings, with `model` a tim
         model = timm.create_model(name, pretrained=False).eval()
         rows += tome_sweep(model, device=device, runs=runs, name=name, weights="random", progress=False, **cfg)
         write_csv(rows, csv_path)                     # keep what is done if a later configuration fails
+    return rows
+
+# %% ../nbs/07_benchmarking.ipynb #fa908bba
+def keep_first(t: ReduceInput) -> Tuple[Tensor, None, None]:
+    "A reduction rule that costs nothing: keep the first N - r tokens (for timing only: the outputs mean nothing)."
+    return t.x.narrow(1, 0, t.x.shape[1] - t.r), None, None
+
+def free_reduction(model: nn.Module, # an unpatched timm ViT (left untouched)
+                   r: Schedule, # the schedule to match, as for `apply_patch`
+                  ) -> nn.Module:
+    "A copy of `model` that drops as many tokens per block as ToMe at `r` but spends nothing choosing them."
+    if is_patched(model): raise ValueError("free_reduction needs the unpatched model")
+    return patch_model(copy.deepcopy(model), "free", r, keep_first, prop_attn=False)
+
+# %% ../nbs/07_benchmarking.ipynb #e7df1dd8
+def _quartiles(xs: Sequence[float]) -> Tuple[float, float, float]:
+    q = statistics.quantiles(xs, n=4, method="inclusive") if len(xs) > 1 else [xs[0]] * 3
+    return q[0], statistics.median(xs), q[2]
+
+def latency_sweep(model: nn.Module, # an unpatched timm ViT (random weights are fine: speed does not depend on them)
+                  r: Schedule = 13, # the schedule
+                  batch_size: int = 1, # images per batch
+                  compile: bool = True, # also time torch.compile copies of timm, tome_nb and the free reduction
+                  extra: Optional[Dict[str, nn.Module]] = None, # more models to time (eager), e.g. other reduction rules at `r`
+                  device: str | torch.device = "cpu", # where to run
+                  runs: int = 11, # interleaved rounds
+                  min_run_time: float = 0.5, # seconds per timed run
+                  name: Optional[str] = None, # model name for the rows
+                  progress: bool = True, # progress bar over the rounds
+                 ) -> List[dict]:
+    "Latency of timm, tome_nb and the free reduction at one schedule, eager and compiled, interleaved; one row each."
+    if is_patched(model): raise ValueError("latency_sweep needs the unpatched model (it patches copies itself)")
+    name = name or getattr(model, "default_cfg", {}).get("architecture", type(model).__name__)
+    variants = {"timm": model, "tome": apply_patch(copy.deepcopy(model), r=r), "free": free_reduction(model, r), **(extra or {})}
+    if compile: variants.update({f"{k} compiled": variants[k] for k in ("timm", "tome", "free")})
+    compiled = [k for k in variants if k.endswith(" compiled")]
+    res = compare(variants, batch_size, None, device, "float32", runs, 2, min_run_time, compiled, False, progress)
+    base_g, g = model_gflops(model, 0), model_gflops(model, r)
+    info = run_info(resolve_device(device), "float32", batch_size)
+    rows = []
+    for key in variants:
+        method, is_c = key.replace(" compiled", ""), key in compiled
+        sp, lo, hi = paired_ratio(res, key, "timm compiled" if is_c else "timm")
+        q1, med, q3 = _quartiles([1e3 * s for s in res[key]["secs"]])
+        ideal = 1.0 if method == "timm" else base_g / g
+        rows.append(dict(model=name, method=method, compiled=is_c, r=str(0 if method == "timm" else r),
+                         latency_ms=round(med, 3), latency_ms_q1=round(q1, 3), latency_ms_q3=round(q3, 3),
+                         speedup=round(sp, 4), speedup_q1=round(lo, 4), speedup_q3=round(hi, 4),
+                         speedup_over_eager_timm=round(paired_ratio(res, key, "timm")[0], 4),
+                         gflops=round(base_g if method == "timm" else g, 4), ideal_speedup=round(ideal, 4),
+                         measured_over_ideal=round(sp / ideal, 4), runs=res[key]["runs"], **info))
+    return rows
+
+# %% ../nbs/07_benchmarking.ipynb #ff1b84d1
+def overhead_sweep(model: nn.Module, # an unpatched timm ViT
+                   r: Schedule = 13, # the schedule
+                   batch_sizes: Sequence[int] = (1, 8, 32), # batch sizes to measure
+                   min_time: float = 2.0, # seconds of forward passes per measurement, at least
+                   name: Optional[str] = None, # model name for the rows
+                  ) -> List[dict]:
+    "Time inside matching + merging as a share of the forward pass, and per block, at each batch size."
+    if is_patched(model): raise ValueError("overhead_sweep needs the unpatched model (it patches a copy itself)")
+    name = name or getattr(model, "default_cfg", {}).get("architecture", type(model).__name__)
+    img = (getattr(model, "pretrained_cfg", None) or {}).get("input_size", (3, 224, 224))[-1]
+    m, rows = apply_patch(copy.deepcopy(model).eval(), r=r), []
+    for bs in batch_sizes:
+        x = torch.randn(bs, 3, img, img)
+        first = reduction_overhead(m, x, repeats=1)
+        ov = reduction_overhead(m, x, repeats=max(2, math.ceil(min_time / first["forward_s"])))
+        rows.append(dict(model=name, r=str(r), forward_ms=round(1e3 * ov["forward_s"], 3), reduce_ms=round(1e3 * ov["reduce_s"], 3),
+                         reduce_share=round(ov["reduce_share"], 4),
+                         reduce_us_per_block=round(1e6 * ov["reduce_s"] / max(ov["calls_per_forward"], 1), 1),
+                         blocks=ov["calls_per_forward"], **run_info("cpu", "float32", bs)))
     return rows

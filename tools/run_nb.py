@@ -10,6 +10,7 @@ redraw from the CSV).
     python tools/run_nb.py nbs/12_training.ipynb                 # skip gpu and slow cells (the default)
     python tools/run_nb.py nbs/05_timm.ipynb --skip gpu          # also run the slow cells
     python tools/run_nb.py nbs/*.ipynb --timeout 1800
+    python tools/run_nb.py nbs/07_benchmarking.ipynb --also bench_cpu_latency   # also the slow cells mentioning it
 
 After running it calls `nbdev_clean` on the same files, so the result is ready to commit.
 """
@@ -29,11 +30,12 @@ def flags(source: str) -> set:
     return out
 
 
-def run(path: Path, skip: set, timeout: int) -> float:
+def run(path: Path, skip: set, timeout: int, also: list = ()) -> float:
     import nbformat
     from nbclient import NotebookClient
     nb = nbformat.read(path, as_version=4)
-    skipped = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and flags(c.source) & skip]
+    skipped = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and flags(c.source) & skip
+               and not any(a in c.source for a in also)]
     kept = {i: nb.cells[i] for i in skipped}
     for i in skipped:                                        # run as a comment; put the original back after
         nb.cells[i] = nbformat.v4.new_code_cell("# skipped by tools/run_nb.py")
@@ -51,13 +53,15 @@ def main() -> int:
     p.add_argument("notebooks", nargs="+", type=Path)
     p.add_argument("--skip", nargs="*", default=["gpu", "slow"], help="flags of cells not to run (default: gpu slow)")
     p.add_argument("--timeout", type=int, default=3600, help="seconds per cell (default: %(default)s)")
+    p.add_argument("--also", nargs="*", default=[], metavar="TEXT",
+                   help="run skipped cells anyway when their source contains one of these strings")
     p.add_argument("--no-clean", action="store_true", help="do not run nbdev_clean afterwards")
     a = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     for nb in a.notebooks:
         nb = nb.resolve()
         print(f"{nb.name}: running (skipping cells flagged {' '.join(a.skip) or 'nothing'})", flush=True)
-        print(f"{nb.name}: done in {run(nb, set(a.skip), a.timeout):.0f} s", flush=True)
+        print(f"{nb.name}: done in {run(nb, set(a.skip), a.timeout, a.also):.0f} s", flush=True)
     if not a.no_clean:
         bindir = Path(sys.executable).parent
         for nb in a.notebooks:
