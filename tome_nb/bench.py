@@ -59,10 +59,12 @@ def make_step(model: nn.Module, # a prepared model (see `prepare`)
               dtype: torch.dtype, # compute dtype
               train: bool = False, # forward + backward instead of inference
               num_classes: int = 1000, # classes for the training loss
+              x: Optional[Tensor] = None, # the batch to run (default: random images, batch_size x 3 x img_size x img_size)
              ) -> Callable[[], None]:
-    "A function running one batch of random images through `model` (inference, or forward + backward)."
+    "A function running one batch (random images, or `x`) through `model` (inference, or forward + backward)."
     g = torch.Generator(device="cpu").manual_seed(0)
-    x = torch.randn(batch_size, 3, img_size, img_size, generator=g).to(device)   # random data, never zeros
+    if x is None: x = torch.randn(batch_size, 3, img_size, img_size, generator=g)   # random data, never zeros
+    x, batch_size = x.to(device), len(x)
     if not train:
         x = x.to(dtype)
         def step():
@@ -128,14 +130,16 @@ def compare(models: Dict[str, nn.Module], # name -> model (each is copied)
             compile: bool | Sequence[str] = False, # torch.compile every model (True), or only the models named
             train: bool = False, # training throughput (forward + backward)
             progress: bool = True, # progress bar over the rounds
+            inputs: Optional[Tensor] = None, # a batch to time on instead of random images (clips, spectrograms...)
            ) -> Dict[str, dict]:
-    "Interleaved throughput of several models: per name, median img/s, min and max over runs."
+    "Interleaved throughput of several models: per name, median items/s, min and max over runs."
     from tqdm.auto import tqdm
     if not models: raise ValueError("compare: no models")
     _check_positive("batch_size", batch_size); _check_positive("runs", runs)
     if not isinstance(compile, bool) and not set(compile) <= set(models):
         raise ValueError(f"compare: compile names {sorted(set(compile) - set(models))} are not among the models")
     dev = resolve_device(device); dt = resolve_dtype(dtype, dev)
+    if inputs is not None: batch_size = len(inputs)                # items per step: the batch given
     first = next(iter(models.values()))
     if img_size is None:
         cfg = getattr(first, "pretrained_cfg", None) or {}
@@ -144,7 +148,7 @@ def compare(models: Dict[str, nn.Module], # name -> model (each is copied)
     steps, iters = {}, {}
     for name, model in models.items():
         m = prepare(model, dev, dt, compile if isinstance(compile, bool) else name in compile, train)
-        steps[name] = make_step(m, batch_size, img_size, dev, dt, train, getattr(model, "num_classes", 1000))
+        steps[name] = make_step(m, batch_size, img_size, dev, dt, train, getattr(model, "num_classes", 1000), inputs)
         iters[name] = calibrate(steps[name], dev, warmup, min_run_time)
     secs = {name: [] for name in models}
     names = list(models)
