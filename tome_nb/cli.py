@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 # %% auto #0
-__all__ = ['CLIError', 'check_model_name', 'check_common_args', 'plot_bench', 'bench', 'main']
+__all__ = ['CLIError', 'check_model_name', 'check_common_args', 'plot_bench', 'bench', 'bench_library', 'main']
 
 # %% ../nbs/07a_cli.ipynb #bd559369
 class CLIError(Exception):
@@ -24,7 +24,10 @@ def _parser() -> argparse.ArgumentParser:
                        description="Time timm's unpatched model and tome_nb at each r in one interleaved run, on "
                                    "random images (speed does not depend on the pixels); print a table, write a CSV "
                                    "and a plot. With real weights and --data, also report top-1 at each r.")
-    b.add_argument("--model", default="deit_tiny_patch16_224", help="timm model name (default: %(default)s)")
+    b.add_argument("--model", default="deit_tiny_patch16_224",
+                   help="timm model name (default: %(default)s); hf:NAME for Hugging Face transformers (NAME a timm ViT/DeiT, "
+                        "converted with its weights, or a class such as Dinov2Model, random weights from its default config; "
+                        "needs the hf extra), tv:NAME for torchvision (a timm ViT converted, or a builder such as vit_b_16, random weights)")
     b.add_argument("--r", nargs="+", type=int, default=[0, 8, 13, 16], metavar="R",
                    help="tokens merged per block, one value per setting (default: 0 8 13 16)")
     b.add_argument("--batch-size", type=int, default=None, help="images per batch (default: 32 on CPU, 256 on GPU)")
@@ -51,6 +54,18 @@ def _parser() -> argparse.ArgumentParser:
                                    "assets' imagenet-sample-1000 first (cached in $TOME_NB_CACHE).")
     from tome_nb.comparison import add_compare_args
     add_compare_args(c)
+    from tome_nb.train import add_eval_args, add_train_args
+    t = sub.add_parser("train", help="fine-tune a timm ViT with ToMe active (distillation, checkpoints, DDP via torchrun) (chapter 12)",
+                       description="Fine-tune a timm ViT with token merging active during training, on a labelled image folder: "
+                                   "AdamW, warm-up + cosine, optional distillation from the unmerged model; checkpoints, a CSV log "
+                                   "and a plot in --out; --resume continues exactly. Runs as one process, as --nproc N local "
+                                   "processes, or under torchrun (DDP: gloo on CPU, nccl on CUDA).")
+    add_train_args(t)
+    e = sub.add_parser("eval", help="top-1 of any schedule on a labelled image folder, sharded over processes (chapter 12)",
+                       description="Top-1, top-5 and agreement with the first schedule for each schedule, in one pass over a "
+                                   "labelled image folder; with --nproc N or under torchrun each process evaluates its share "
+                                   "and the counts are summed (the same figures as one process).")
+    add_eval_args(e)
     return p
 
 # %% ../nbs/07a_cli.ipynb #def350fd
@@ -120,7 +135,7 @@ def _table(rows: List[dict], with_acc: bool) -> str:
     return "\n".join(lines)
 
 def plot_bench(rows: List[dict], path: str | Path) -> Path:
-    "Speed-up over timm vs r (measured and ideal), with the provenance caption; saved to `path`."
+    "Speed-up over the unpatched model (timm's, or the library's for hf:/tv:) vs r, measured and ideal, with the provenance caption; saved to `path`."
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from tome_nb.vis import caption
@@ -132,7 +147,8 @@ def plot_bench(rows: List[dict], path: str | Path) -> Path:
     t = [r for r in rows if r["method"] == "tome"]
     ax.plot([int(r["r"]) for r in t], [r["ideal_speedup"] for r in t], "k--", label="ideal (FLOP ratio)")
     ax.axhline(1, c="gray", lw=0.8)
-    ax.set(xlabel="r (tokens merged per block)", ylabel="speed-up over timm", title=f"{rows[0]['model']}: tome_nb vs timm")
+    base = rows[0]["method"]                                              # timm, transformers or torchvision
+    ax.set(xlabel="r (tokens merged per block)", ylabel=f"speed-up over {base}", title=f"{rows[0]['model']}: tome_nb vs {base}")
     ax.legend(fontsize=8)
     caption(fig, rows, f"weights: {rows[0]['weights']}; speed-up: median of per-round ratios, bars: interquartile range")
     path = Path(path)
@@ -142,6 +158,7 @@ def plot_bench(rows: List[dict], path: str | Path) -> Path:
 def bench(args: argparse.Namespace) -> int:
     "The `bench` subcommand."
     _check_bench_args(args)
+    if args.model.startswith(("hf:", "tv:")): return bench_library(args)      # transformers / torchvision models (below)
     model, weights = _load_model(args)
     from tome_nb.assets import write_csv
     from tome_nb.bench import tome_sweep
@@ -178,6 +195,79 @@ def bench(args: argparse.Namespace) -> int:
     print(f"wrote {csv} and {plot}")
     return 0
 
+# %% ../nbs/07a_cli.ipynb #94da5817
+def _library_model(args: argparse.Namespace):
+    "The model named by `--model hf:NAME` or `tv:NAME`, a label for its weights, and the timm model it was converted from (or None)."
+    import copy
+    lib, name = args.model.split(":", 1)
+    if lib == "hf":
+        try:
+            from tome_nb.hf import HF_MODELS, hf_from_timm, require_transformers
+            tf = require_transformers()
+        except ImportError as e: raise CLIError(str(e)) from None
+        choices, convert = f"one of {', '.join(HF_MODELS)}", hf_from_timm
+        if name in HF_MODELS or hasattr(tf, name):
+            if name not in HF_MODELS: raise CLIError(f"{args.model} is not supported; give a timm ViT/DeiT name to convert, or {choices}")
+            if args.weights or args.data:
+                raise CLIError(f"{args.model} gets random weights from transformers' default config; --weights and --data need "
+                               "a timm name to convert, e.g. hf:deit_tiny_patch16_224")
+            cls = getattr(tf, name)
+            return cls(cls.config_class()).eval(), "random (transformers' default config)", None
+    else:
+        import torchvision
+        from tome_nb.tv import tv_from_timm
+        builders = [n for n in torchvision.models.list_models(module=torchvision.models) if n.startswith("vit_")]
+        choices, convert = f"a torchvision builder ({', '.join(builders)})", tv_from_timm
+        if name in builders:
+            if args.weights or args.data:
+                raise CLIError(f"{args.model} gets random weights (nothing is downloaded); --weights and --data need a timm "
+                               "name to convert, e.g. tv:deit_tiny_patch16_224")
+            return torchvision.models.get_model(name, weights=None).eval(), "random (torchvision builder, weights=None)", None
+    import timm
+    if not timm.is_model(timm.models.split_model_name_tag(name)[0]):
+        raise CLIError(f"unknown model {args.model!r}: after {lib}: give a timm ViT/DeiT name to convert, or {choices}")
+    sub = copy.copy(args); sub.model = name
+    source, weights = _load_model(sub)
+    try: return convert(source), f"{weights}, converted from timm", source
+    except (TypeError, ValueError) as e: raise CLIError(f"{args.model}: {e}") from None
+
+def bench_library(args: argparse.Namespace) -> int:
+    "`bench` for a transformers or torchvision model (`--model hf:NAME` or `tv:NAME`): the same table, CSV and plot as for timm."
+    import copy
+    if args.compile or args.train or args.explicit:
+        raise CLIError("--compile, --train and --explicit are for timm models; hf: and tv: models are timed for inference only")
+    model, weights, source = _library_model(args)
+    from tome_nb.assets import write_csv
+    from tome_nb.hf import Logits, hf_num_input_tokens, hf_num_protected, is_hf_model, library_sweep
+    from tome_nb.patch import apply_patch
+    hf = is_hf_model(model)
+    n, P = (hf_num_input_tokens(model), hf_num_protected(model)) if hf else (model.seq_length, 1)
+    if max(args.r) > (n - P) // 2:
+        raise CLIError(f"--r {max(args.r)} is more than {args.model} can merge in one block (at most {(n - P) // 2} of its {n - P} patch tokens)")
+    progress = not args.no_progress
+    print(f"{args.model}, weights: {weights}; {args.device}, {args.dtype}, batch {args.batch_size}", flush=True)
+    rows = library_sweep(model, rs=args.r, batch_size=args.batch_size, device=args.device, dtype=args.dtype, runs=args.runs,
+                         min_run_time=args.min_time, name=args.model, weights=weights, progress=progress)
+    if args.data:
+        from tome_nb.eval import evaluate, image_loader
+        m = apply_patch(copy.deepcopy(model))
+        try: loader = image_loader(Path(args.data).expanduser(), source, batch_size=min(args.batch_size, 64), limit=args.limit)
+        except (FileNotFoundError, ValueError) as e: raise CLIError(str(e)) from None
+        acc = evaluate(Logits(m) if hf else m, loader, {str(r): (lambda _, r=r: setattr(m, "r", r)) for r in [0] + list(args.r)},
+                       device=args.device, progress=progress)
+        acc = {a["setting"]: a for a in acc}
+        for row in rows:
+            a = acc[row["r"]]
+            row.update(images=a["images"], top1=round(a["top1"], 3), top5=round(a["top5"], 3), agreement=round(a["agreement"], 3))
+    print(_table(rows, bool(args.data)))
+    csv = Path(args.csv or f"tome_nb_bench_{args.model.replace(':', '_')}_{args.device.type}.csv").expanduser()
+    try:
+        write_csv(rows, csv)
+        plot = plot_bench(rows, Path(args.plot).expanduser() if args.plot else csv.with_suffix(".png"))
+    except OSError as e: raise CLIError(str(e)) from None
+    print(f"wrote {csv} and {plot}")
+    return 0
+
 # %% ../nbs/07a_cli.ipynb #3e56d686
 def main(argv: Optional[Sequence[str]] = None) -> int:
     "The `tome_nb` command: parse `argv` (default: the process arguments), run, return the exit status."
@@ -190,6 +280,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help(); return 0
     try:
         if args.command == "bench": return bench(args)
+        if args.command in ("train", "eval"):
+            from tome_nb.train import run_eval, run_train
+            return run_train(args) if args.command == "train" else run_eval(args)
         from tome_nb.comparison import run_compare
         return run_compare(args)
     except CLIError as e:

@@ -4,19 +4,19 @@
 
 # %% ../nbs/08_evaluation.ipynb #afdf03a2
 from __future__ import annotations
-import os
+import math, os
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from PIL import Image
 
 from .assets import eval_transform, labelled_images
 
 # %% auto #0
-__all__ = ['LabelledImages', 'image_loader', 'topk_correct', 'evaluate', 'evaluate_models']
+__all__ = ['LabelledImages', 'ShardedBatches', 'process_group', 'image_loader', 'topk_correct', 'evaluate', 'evaluate_models']
 
 # %% ../nbs/08_evaluation.ipynb #3fc84850
 class LabelledImages(Dataset):
@@ -28,18 +28,41 @@ class LabelledImages(Dataset):
         path, label = self.items[i]
         with Image.open(path) as img: return self.transform(img.convert("RGB")), label
 
+class ShardedBatches(Sampler):
+    "Batches of consecutive items, batch k to process k mod `world_size`: every item once, no padding, the batches of one process."
+    def __init__(self, n: int, batch_size: int, rank: int = 0, world_size: int = 1):
+        if not 0 <= rank < world_size: raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
+        self.n, self.batch_size, self.rank, self.world_size = n, batch_size, rank, world_size
+    def __iter__(self):
+        for k, start in enumerate(range(0, self.n, self.batch_size)):
+            if k % self.world_size == self.rank: yield list(range(start, min(start + self.batch_size, self.n)))
+    def __len__(self) -> int: return len(range(self.rank, math.ceil(self.n / self.batch_size), self.world_size))
+
+def process_group() -> Tuple[int, int]:
+    "(rank, world size) of the running torch.distributed process group; (0, 1) without one."
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
 def image_loader(data: Union[str, Path, Sequence[Tuple[Path, int]]], # a labelled folder or (path, label) pairs
                  model: nn.Module, # the model whose preprocessing to use
                  batch_size: int = 64, # images per batch
                  limit: int | None = None, # only the first `limit` images
                  num_workers: int | None = None, # loader processes (default: up to 2, 0 for small sets)
+                 rank: int | None = None, # this process's share of the batches (default: from the process group, if any)
+                 world_size: int | None = None, # processes sharing the images (default: the process group's size, else 1)
                 ) -> DataLoader:
-    "A batched loader over labelled images, preprocessed as timm does for `model`."
+    "A batched loader over labelled images, preprocessed as timm does for `model`; in a process group, this process's batches."
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     items = labelled_images(data, limit) if isinstance(data, (str, Path)) else list(data)[:limit]
     if not items: raise ValueError("image_loader: no images")
     if num_workers is None: num_workers = 0 if len(items) <= 2 * batch_size else min(2, os.cpu_count() or 1)
+    group_rank, group_size = process_group()
+    rank, world_size = group_rank if rank is None else rank, group_size if world_size is None else world_size
+    if world_size > 1:
+        return DataLoader(LabelledImages(items, eval_transform(model)), num_workers=num_workers, persistent_workers=False,
+                          batch_sampler=ShardedBatches(len(items), batch_size, rank, world_size))
     return DataLoader(LabelledImages(items, eval_transform(model)), batch_size=batch_size, shuffle=False,
                       num_workers=num_workers, persistent_workers=False)
 
@@ -60,7 +83,7 @@ def _score_runs(runs: Dict[str, Callable[[Tensor], Tensor]], # name -> images ->
     "One pass over `loader`: every run on every batch; top-1, top-5 and agreement with the first run."
     from tqdm.auto import tqdm
     stats = {name: dict(n=0, top1=0, top5=0, agree=0) for name in runs}
-    bar = tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False)
+    bar = tqdm(loader, desc=desc, unit="batch", disable=not progress or process_group()[0] != 0, leave=False)
     for images, labels in bar:
         images, labels = images.to(device), labels.to(device)
         ref = None
@@ -73,8 +96,19 @@ def _score_runs(runs: Dict[str, Callable[[Tensor], Tensor]], # name -> images ->
             st["agree"] += int((pred == ref).sum())
         first = next(iter(stats.values()))
         bar.set_postfix(top1=f"{100 * first['top1'] / first['n']:.1f}%")
+    shards = getattr(loader, "batch_sampler", None)
+    if isinstance(shards, ShardedBatches) and shards.world_size > 1 and process_group()[1] > 1:
+        stats = _sum_over_processes(stats, device)
     return [dict(setting=name, images=st["n"], top1=100 * st["top1"] / st["n"], top5=100 * st["top5"] / st["n"],
                  agreement=100 * st["agree"] / st["n"]) for name, st in stats.items()]
+
+def _sum_over_processes(stats: Dict[str, dict], device) -> Dict[str, dict]:
+    "The counts of every process, summed (integers, so the result is exact)."
+    import torch.distributed as dist
+    names, keys = list(stats), ("n", "top1", "top5", "agree")
+    t = torch.tensor([[stats[n][k] for k in keys] for n in names], dtype=torch.int64, device=device)   # [runs, 4]
+    dist.all_reduce(t)
+    return {n: dict(zip(keys, row)) for n, row in zip(names, t.tolist())}
 
 def evaluate(model: nn.Module, # the model (patched or not)
              loader: DataLoader, # batches of (images, labels)
