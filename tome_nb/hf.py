@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from .attention import prop_attention, size_bias
 from .flops import vit_gflops
 from .matching import capped_r, merged_token_counts
-from .patch import PatchConfig, ReduceInput, Schedule, ToMeReduce, parse_r
+from .patch import PatchConfig, ReduceInput, Schedule, ToMeReduce, _PatchedModel, _patched_class, parse_r
 
 # %% auto #0
 __all__ = ['HF_EXTRA', 'MIN_TRANSFORMERS', 'HF_LAYERS', 'HF_ATTENTIONS', 'HF_BACKBONES', 'HF_MODELS', 'ATTN_IMPLEMENTATIONS',
@@ -271,27 +271,10 @@ class _ToMeSiglipHead:
         return h[:, 0]                                                               # [B, C]
 
 # %% ../nbs/05b_transformers.ipynb #e2028e14
-class _ToMeHFModel:
-    "Methods of a transformers vision model while Token Merging is applied."
-    @property
-    def r(self) -> Schedule:
-        "The merge schedule: an int, a list, or (r, inflect); checked when set."
-        return self._tome_cfg.r
-
-    @r.setter
-    def r(self, value: Schedule) -> None:
-        parse_r(self._tome_run.num_layers, value)
-        self._tome_cfg.r = value
-
-    @property
-    def tome_size(self) -> Optional[Tensor]:
-        "[B, T, 1] sizes of the tokens of the last forward (None: nothing was merged)."
-        return self._tome_run.size
-
-    @property
-    def tome_source(self) -> Optional[Tensor]:
-        "[B, T, N0] source map of the last forward (needs `trace_source=True`)."
-        return self._tome_run.source
+class _ToMeHFModel(_PatchedModel):
+    "Methods of a transformers vision model while Token Merging is applied (`r`, `tome_size`, `tome_source`: chapter 05)."
+    def _tome_num_blocks(self) -> int: return self._tome_run.num_layers
+    def _tome_last(self) -> dict: return dict(size=self._tome_run.size, source=self._tome_run.source)
 
     def _tome_unpatch(self) -> nn.Module:
         "Give every patched module its class back and drop the patch's attributes."
@@ -302,20 +285,10 @@ class _ToMeHFModel:
         return self
 
 # %% ../nbs/05b_transformers.ipynb #17c517fc
-_PATCHED: Dict[Tuple[type, type], type] = {}
-
-def _patched_class(cls: type, mixin: type) -> type:
-    "The subclass of `cls` with `mixin`'s methods, created once and registered in this module (for pickle)."
-    if (cls, mixin) not in _PATCHED:
-        new = type(f"ToMe{cls.__name__}", (mixin, cls), {"__module__": __name__})
-        setattr(sys.modules[__name__], new.__name__, new)
-        _PATCHED[(cls, mixin)] = new
-    return _PATCHED[(cls, mixin)]
-
 def _swap(module: nn.Module, mixin: type, run: _HFRun) -> None:
     "Patch one module: new class, shared run state."
     module._tome_orig_class = _orig(module)
-    module.__class__ = _patched_class(module._tome_orig_class, mixin)
+    module.__class__ = _patched_class(module._tome_orig_class, mixin, "ToMe")   # chapter 05's, registered here
     module._tome_run = run
     run.modules.append(module)
 

@@ -137,8 +137,10 @@ class PatchConfig:
     cap: bool = True            # cap each block's r at half its mergeable tokens (ToMe's rule)
     extra: dict = field(default_factory=dict)
 
-class _ReducedViT:
-    "Methods that replace those of a timm VisionTransformer while a token-reduction patch is applied."
+class _PatchedModel:
+    "What every patched model offers, whatever its library: the schedule `r`, and the sizes and source map of the last forward."
+    def _tome_num_blocks(self) -> int: raise NotImplementedError      # the blocks `r` is spread over
+    def _tome_last(self) -> dict: return self._tome_state or {}      # what the last forward left: size, source
 
     @property
     def r(self) -> Schedule:
@@ -147,18 +149,22 @@ class _ReducedViT:
 
     @r.setter
     def r(self, value: Schedule) -> None:
-        parse_r(len(self.blocks), value)
+        parse_r(self._tome_num_blocks(), value)
         self._tome_cfg.r = value
 
     @property
     def tome_size(self) -> Optional[Tensor]:
         "[B, T, 1] sizes of the tokens of the last forward (None: nothing was merged)."
-        return (self._tome_state or {}).get("size")
+        return self._tome_last().get("size")
 
     @property
     def tome_source(self) -> Optional[Tensor]:
         "[B, T, N0] source map of the last forward (needs `trace_source=True`)."
-        return (self._tome_state or {}).get("source")
+        return self._tome_last().get("source")
+
+class _ReducedViT(_PatchedModel):
+    "Methods that replace those of a timm VisionTransformer while a token-reduction patch is applied."
+    def _tome_num_blocks(self) -> int: return len(self.blocks)
 
     def forward_features(self, x: Tensor, attn_mask: Optional[Tensor] = None, is_causal: bool = False) -> Tensor:
         "Patch embedding, prefix tokens, then the blocks with token reduction; sizes kept for `pool`."
@@ -231,10 +237,13 @@ def attn_pool_forward(pool: AttentionPoolLatent, # timm's attention pooling head
 # %% ../nbs/05_timm.ipynb #e46606b6
 _PATCHED_CLASSES: dict = {}
 
-def _patched_class(cls: type, mixin: type) -> type:
-    "The subclass of `cls` with `mixin`'s methods, created once and registered where pickle can find it."
+def _patched_class(cls: type, # the model's (or module's) own class
+                   mixin: type, # the class with the patched methods
+                   prefix: Optional[str] = None, # name prefix (default: ToMe for ToMe on timm, else the mixin's name)
+                  ) -> type:
+    "The subclass of `cls` with `mixin`'s methods, created once and registered in the mixin's module (for pickle)."
     if (cls, mixin) not in _PATCHED_CLASSES:
-        prefix = "ToMe" if mixin is _ReducedViT else mixin.__name__.strip("_")
+        prefix = prefix or ("ToMe" if mixin is _ReducedViT else mixin.__name__.strip("_"))
         new = type(f"{prefix}{cls.__name__}", (mixin, cls), {"__module__": mixin.__module__})
         setattr(__import__("sys").modules[mixin.__module__], new.__name__, new)
         _PATCHED_CLASSES[(cls, mixin)] = new

@@ -15,7 +15,7 @@ from .attention import prop_attention
 from .flops import vit_gflops
 from .hf import check_mha, check_timm_convertible, mha_qkv
 from .matching import capped_r, merged_token_counts
-from .patch import PatchConfig, ReduceInput, Schedule, ToMeReduce, parse_r
+from .patch import PatchConfig, ReduceInput, Schedule, ToMeReduce, _PatchedModel, _patched_class, parse_r
 
 # %% auto #0
 __all__ = ['is_tv_vit', 'tv_check_supported', 'tv_block_forward', 'tv_apply_patch', 'tv_num_input_tokens', 'tv_token_counts',
@@ -66,27 +66,9 @@ def tv_block_forward(blk: nn.Module, # a torchvision EncoderBlock
     return x + blk.mlp(blk.ln_2(x)), size, source                       # [B, N - r, C]
 
 # %% ../nbs/05c_torchvision.ipynb #4e83d9a3
-class _ToMeTV:
-    "Methods that replace those of a torchvision VisionTransformer while Token Merging is applied."
-    @property
-    def r(self) -> Schedule:
-        "The merge schedule: an int, a list, or (r, inflect); checked when set."
-        return self._tome_cfg.r
-
-    @r.setter
-    def r(self, value: Schedule) -> None:
-        parse_r(len(self.encoder.layers), value)
-        self._tome_cfg.r = value
-
-    @property
-    def tome_size(self) -> Optional[Tensor]:
-        "[B, T, 1] sizes of the tokens of the last forward (None: nothing was merged)."
-        return (self._tome_state or {}).get("size")
-
-    @property
-    def tome_source(self) -> Optional[Tensor]:
-        "[B, T, N0] source map of the last forward (needs `trace_source=True`)."
-        return (self._tome_state or {}).get("source")
+class _ToMeTV(_PatchedModel):
+    "Methods that replace those of a torchvision VisionTransformer while Token Merging is applied (`r`, `tome_size`: chapter 05)."
+    def _tome_num_blocks(self) -> int: return len(self.encoder.layers)
 
     def forward_features(self, x: Tensor) -> Tensor:
         "Patch embedding, class token, position embedding, then the blocks with token merging and the final norm: [B, T, C]."
@@ -105,8 +87,6 @@ class _ToMeTV:
         "Logits from the class token, as torchvision's `forward`."
         return self.heads(self.forward_features(x)[:, 0])
 
-_TV_PATCHED: Dict[type, type] = {}
-
 def tv_apply_patch(model: nn.Module, # a torchvision VisionTransformer, patched in place
                    r: Schedule = 0, # tokens merged per block: int, list, or (r, inflect); `model.r` changes it later
                    trace_source: bool = False, # keep the source map of the last forward (`model.tome_source`)
@@ -117,12 +97,8 @@ def tv_apply_patch(model: nn.Module, # a torchvision VisionTransformer, patched 
     tv_check_supported(model)
     parse_r(len(model.encoder.layers), r)
     cls = getattr(model, "_tome_orig_class", type(model))
-    if cls not in _TV_PATCHED:
-        new = type(f"ToMe{cls.__name__}", (_ToMeTV, cls), {"__module__": __name__})
-        setattr(sys.modules[__name__], new.__name__, new)
-        _TV_PATCHED[cls] = new
     model._tome_orig_class = cls
-    model.__class__ = _TV_PATCHED[cls]
+    model.__class__ = _patched_class(cls, _ToMeTV, "ToMe")
     model._tome_cfg = PatchConfig("tome", r, ToMeReduce(metric), bool(trace_source), bool(prop_attn), extra=dict(metric=metric))
     model._tome_state = None
     return model
