@@ -17,7 +17,7 @@ from timm.layers import Attention, AttentionPoolLatent
 from timm.models.vision_transformer import Block, VisionTransformer, global_pool_nlc
 
 from .attention import prop_attention
-from .flops import vit_gflops
+from .flops import vit_macs
 from .matching import bipartite_soft_matching, capped_r, check_r, merged_token_counts
 from .merge import merge_source, merge_wavg, unmerge_tokens
 from .similarity import attention_qkv, embed_tokens
@@ -25,7 +25,7 @@ from .similarity import attention_qkv, embed_tokens
 # %% auto #0
 __all__ = ['Schedule', 'METRICS', 'parse_r', 'ReduceInput', 'ToMeReduce', 'block_forward', 'PatchConfig', 'attn_pool_forward',
            'check_supported', 'patch_model', 'apply_patch', 'remove_patch', 'is_patched', 'num_input_tokens',
-           'token_counts', 'model_mlp_ratio', 'model_gflops', 'tracing_source', 'dense_features']
+           'token_counts', 'model_mlp_ratio', 'model_macs', 'model_gflops', 'tracing_source', 'dense_features']
 
 # %% ../nbs/05_timm.ipynb #b7a88466
 Schedule = Union[int, Sequence[int], Tuple[int, float]]    # one r for all blocks, one per block, or (r, inflect)
@@ -351,19 +351,27 @@ def model_mlp_ratio(model: nn.Module) -> float:
     fc1 = getattr(model.blocks[0].mlp, "fc1", None)
     return fc1.out_features / model.embed_dim if fc1 is not None else 4.0
 
+def model_macs(model: nn.Module, # a timm VisionTransformer (any patch embedding: image patches, tubelets, spectrogram patches)
+               r: Optional[Schedule] = None, # the schedule (default: the model's own, 0 if unpatched)
+               include_matching: bool = False, # add the matching's similarity product
+              ) -> dict:
+    "Analytic MACs by part (`patch_embed`, `qkv`, `attn`, `proj`, `mlp`, `matching`, `head`) of one input through `model` at `r`."
+    if not isinstance(model, VisionTransformer): raise TypeError(f"expected a timm VisionTransformer, got {type(model).__name__}")
+    r = (model.r if is_patched(model) else 0) if r is None else r
+    blk = model.blocks[0]
+    kernel = model.patch_embed.proj.weight[0].numel()                   # input values per token: channels x kernel (3 x 16 x 16)
+    heads = 2 if getattr(model, "head_dist", None) is not None else 1   # distilled DeiT: class and distillation heads
+    return vit_macs(dim=model.embed_dim, depth=len(model.blocks), num_tokens=num_input_tokens(model),
+                    rs=parse_r(len(model.blocks), r), mlp_ratio=model_mlp_ratio(model), num_heads=blk.attn.num_heads,
+                    num_protected=model.num_prefix_tokens, patch_size=1, in_chans=kernel,   # the kernel as a 1x1 "patch"
+                    num_classes=model.num_classes * heads, include_matching=include_matching)
+
 def model_gflops(model: nn.Module, # a timm VisionTransformer
                  r: Optional[Schedule] = None, # the schedule (default: the model's own, 0 if unpatched)
                  include_matching: bool = False, # add the matching's similarity product
                 ) -> float:
-    "Analytic GFLOPs (GMACs) of one image through `model` with schedule `r` (chapter 00's counter)."
-    if not isinstance(model, VisionTransformer): raise TypeError(f"expected a timm VisionTransformer, got {type(model).__name__}")
-    r = (model.r if is_patched(model) else 0) if r is None else r
-    blk = model.blocks[0]
-    return vit_gflops(dim=model.embed_dim, depth=len(model.blocks), num_tokens=num_input_tokens(model),
-                      rs=parse_r(len(model.blocks), r), mlp_ratio=model_mlp_ratio(model),
-                      num_heads=blk.attn.num_heads, num_protected=model.num_prefix_tokens,
-                      patch_size=model.patch_embed.patch_size[0], in_chans=model.patch_embed.proj.in_channels,
-                      num_classes=model.num_classes, include_matching=include_matching)
+    "Analytic GFLOPs (GMACs) of one input through `model` with schedule `r` (chapter 00's counter, see `model_macs`)."
+    return sum(model_macs(model, r, include_matching).values()) / 1e9
 
 # %% ../nbs/05_timm.ipynb #b65c7762
 @contextmanager

@@ -20,18 +20,17 @@ from timm.models.vision_transformer import VisionTransformer
 
 from .assets import run_info, sample_image
 from .bench import compare, paired_ratio, resolve_device
-from .flops import vit_macs
-from .patch import Schedule, apply_patch, dense_features, is_patched, num_input_tokens, parse_r, token_counts
+from .patch import Schedule, apply_patch, dense_features, is_patched, model_macs, num_input_tokens, parse_r, token_counts
 from .vis import make_visualization, patch_groups
 
 # %% auto #0
 __all__ = ['VIT_SIZES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'CLIPS', 'AST_MEAN', 'AST_STD', 'VOWELS', 'SPECTROGRAMS', 'PALETTE',
            'TubeletEmbed', 'sinusoid_table', 'video_vit', 'video_from_image', 'SpectrogramEmbed', 'audio_vit',
            'audio_from_image', 'pan_zoom_clip', 'normalize_clip', 'sample_clips', 'hz_to_mel', 'mel_to_hz',
-           'mel_filterbank', 'log_mel', 'ast_input', 'vowel_wave', 'tones_wave', 'sample_spectrograms', 'seq_macs',
-           'seq_gflops', 'seq_sweep', 'pooled_outputs', 'agreement_rows', 'output_agreement', 'space_time_groups',
-           'temporal_extent', 'space_time_visualization', 'space_time_highlight', 'spectrogram_visualization',
-           'dense_agreement', 'kmeans', 'adjusted_rand_index', 'match_labels', 'segment', 'segmentation_agreement']
+           'mel_filterbank', 'log_mel', 'ast_input', 'vowel_wave', 'tones_wave', 'sample_spectrograms', 'seq_sweep',
+           'pooled_outputs', 'agreement_rows', 'output_agreement', 'space_time_groups', 'temporal_extent',
+           'space_time_visualization', 'space_time_highlight', 'spectrogram_visualization', 'dense_agreement', 'kmeans',
+           'adjusted_rand_index', 'match_labels', 'segment', 'segmentation_agreement']
 
 # %% ../nbs/13_beyond_images.ipynb #7f985aa3
 class TubeletEmbed(nn.Module):
@@ -341,28 +340,6 @@ def sample_spectrograms() -> Tensor:
 
 SPECTROGRAMS = ["vowels aiueo, 110-160 Hz", "vowels oeaiu, 180-240 Hz", "tones, chord, chirp, tremolo", "vowels + tones"]
 
-# %% ../nbs/13_beyond_images.ipynb #2fd78564
-def seq_macs(model: VisionTransformer, # a timm ViT with any patch embedding (image, tubelet, spectrogram)
-             r: Optional[Schedule] = None, # the schedule (default: the model's own, 0 if unpatched)
-             include_matching: bool = False, # add the matching's similarity product
-            ) -> dict:
-    "MACs by part of one input through a ViT with any patch embedding: chapter 00's `vit_macs` with the embedding's real kernel."
-    r = (model.r if is_patched(model) else 0) if r is None else r
-    blk = model.blocks[0]
-    kernel = model.patch_embed.proj.weight[0].numel()                            # input values per token: C x kernel
-    heads = 2 if getattr(model, "head_dist", None) is not None else 1            # DeiT/AST: class and distillation heads
-    return vit_macs(dim=model.embed_dim, depth=len(model.blocks), num_tokens=num_input_tokens(model),
-                    rs=parse_r(len(model.blocks), r), mlp_ratio=blk.mlp.fc1.out_features / model.embed_dim,
-                    num_heads=blk.attn.num_heads, num_protected=model.num_prefix_tokens, patch_size=1, in_chans=kernel,
-                    num_classes=model.num_classes * heads, include_matching=include_matching)
-
-def seq_gflops(model: VisionTransformer, # a timm ViT with any patch embedding
-               r: Optional[Schedule] = None, # the schedule (default: the model's own)
-               include_matching: bool = False, # add the matching's similarity product
-              ) -> float:
-    "Total GFLOPs (GMACs) of one input, see `seq_macs`."
-    return sum(seq_macs(model, r, include_matching).values()) / 1e9
-
 # %% ../nbs/13_beyond_images.ipynb #2db1054b
 def seq_sweep(model: VisionTransformer, # an unpatched timm ViT
               x: Tensor, # the input batch
@@ -379,11 +356,11 @@ def seq_sweep(model: VisionTransformer, # an unpatched timm ViT
     for r in rs: parse_r(len(model.blocks), r)
     models = {"timm": model, **{f"tome {r}": apply_patch(copy.deepcopy(model), r=r) for r in rs}}
     res = compare(models, runs=runs, warmup=1, min_run_time=min_run_time, device=device, dtype=dtype, progress=False, inputs=x)
-    base = seq_macs(model, 0)
+    base = model_macs(model, 0)
     info = run_info(resolve_device(device), dtype if isinstance(dtype, str) else str(dtype).replace("torch.", ""), len(x))
     rows = []
     for r in rs:
-        macs = seq_macs(model, r, include_matching=True)
+        macs = model_macs(model, r, include_matching=True)
         sp, lo, hi = paired_ratio(res, f"tome {r}", "timm")
         ideal = sum(base.values()) / sum(macs.values())
         rows.append(dict(model=name, weights=weights, tokens=num_input_tokens(model), r=r, tokens_final=token_counts(model, r)[-1],
