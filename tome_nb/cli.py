@@ -9,15 +9,17 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 # %% auto #0
-__all__ = ['CLIError', 'check_model_name', 'check_common_args', 'plot_bench', 'bench', 'bench_library', 'main']
+__all__ = ['CLIError', 'check_model_name', 'check_common_args', 'plot_bench', 'bench', 'bench_library', 'add_compare_args',
+           'run_compare', 'main']
 
 # %% ../nbs/07a_cli.ipynb #bd559369
 class CLIError(Exception):
     "A problem with the command line's arguments or inputs: reported in one line, exit status 2."
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tome_nb", description="Token Merging (ToMe) for timm Vision Transformers: "
-                                "benchmark the speed and accuracy of tome_nb against timm's own models.")
+    p = argparse.ArgumentParser(prog="tome_nb", description="Token Merging (ToMe) for Vision Transformers (timm; transformers and "
+                                "torchvision through bench --model hf:NAME / tv:NAME): benchmark tome_nb against the unpatched "
+                                "models, compare merging with pruning, fine-tune with merging active, evaluate.")
     p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     b = sub.add_parser("bench", help="measure throughput (and accuracy) of timm vs tome_nb at each r",
@@ -48,11 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--plot", default=None, metavar="PATH", help="plot of speed-up vs r (default: the CSV path with .png)")
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
     c = sub.add_parser("compare", help="ToMe vs pruning baselines on one model and one image set (chapter 10)",
-                       description="Compare ToMe with pruning baselines (random drop, ToMe-drop, EViT-, DynamicViT- and "
-                                   "A-ViT-style) on one model and one labelled image set: top-1, agreement, GFLOPs and "
-                                   "measured throughput; write a CSV and a plot. Trains the learned baselines on the "
+                       description="Compare ToMe with pruning baselines (random drop, ToMe-drop, EViT-, DynamicViT-, "
+                                   "SP-ViT- and A-ViT-style) on one model and one labelled image set: top-1, agreement, GFLOPs "
+                                   "and measured throughput; write a CSV and a plot. Trains the learned baselines on the "
                                    "assets' imagenet-sample-1000 first (cached in $TOME_NB_CACHE).")
-    from tome_nb.comparison import add_compare_args
     add_compare_args(c)
     from tome_nb.train import add_eval_args, add_train_args
     t = sub.add_parser("train", help="fine-tune a timm ViT with ToMe active (distillation, checkpoints, DDP via torchrun) (chapter 12)",
@@ -160,7 +161,6 @@ def bench(args: argparse.Namespace) -> int:
     _check_bench_args(args)
     if args.model.startswith(("hf:", "tv:")): return bench_library(args)      # transformers / torchvision models (below)
     model, weights = _load_model(args)
-    from tome_nb.assets import write_csv
     from tome_nb.bench import tome_sweep
     from tome_nb.patch import check_supported
     try: check_supported(model)
@@ -180,14 +180,22 @@ def bench(args: argparse.Namespace) -> int:
         m = apply_patch(model)
         try: loader = image_loader(Path(args.data).expanduser(), m, batch_size=min(args.batch_size, 64), limit=args.limit)
         except (FileNotFoundError, ValueError) as e: raise CLIError(str(e)) from None
-        acc = evaluate(m, loader, {str(r): (lambda mm, r=r: setattr(mm, "r", r)) for r in [0] + list(args.r)},
-                       device=args.device, progress=progress)
-        acc = {a["setting"]: a for a in acc}
-        for row in rows:
-            a = acc[row["r"]]
-            row.update(images=a["images"], top1=round(a["top1"], 3), top5=round(a["top5"], 3), agreement=round(a["agreement"], 3))
+        _add_accuracy(rows, evaluate(m, loader, {str(r): (lambda mm, r=r: setattr(mm, "r", r)) for r in [0] + list(args.r)},
+                                     device=args.device, progress=progress))
+    return _write_bench(args, rows, f"tome_nb_bench_{args.model}_{args.device.type}.csv")
+
+def _add_accuracy(rows: List[dict], acc: List[dict]) -> None:
+    "Put `evaluate`'s top-1, top-5 and agreement for each r into the sweep's rows."
+    acc = {a["setting"]: a for a in acc}
+    for row in rows:
+        a = acc[row["r"]]
+        row.update(images=a["images"], top1=round(a["top1"], 3), top5=round(a["top5"], 3), agreement=round(a["agreement"], 3))
+
+def _write_bench(args: argparse.Namespace, rows: List[dict], default_csv: str) -> int:
+    "Print the table; write the CSV (`--csv`, else `default_csv`) and the plot; the exit status."
+    from tome_nb.assets import write_csv
     print(_table(rows, bool(args.data)))
-    csv = Path(args.csv or f"tome_nb_bench_{args.model}_{args.device.type}.csv").expanduser()
+    csv = Path(args.csv or default_csv).expanduser()
     try:
         write_csv(rows, csv)
         plot = plot_bench(rows, Path(args.plot).expanduser() if args.plot else csv.with_suffix(".png"))
@@ -237,7 +245,6 @@ def bench_library(args: argparse.Namespace) -> int:
     if args.compile or args.train or args.explicit:
         raise CLIError("--compile, --train and --explicit are for timm models; hf: and tv: models are timed for inference only")
     model, weights, source = _library_model(args)
-    from tome_nb.assets import write_csv
     from tome_nb.hf import Logits, hf_num_input_tokens, hf_num_protected, is_hf_model, library_sweep
     from tome_nb.patch import apply_patch
     hf = is_hf_model(model)
@@ -253,19 +260,51 @@ def bench_library(args: argparse.Namespace) -> int:
         m = apply_patch(copy.deepcopy(model))
         try: loader = image_loader(Path(args.data).expanduser(), source, batch_size=min(args.batch_size, 64), limit=args.limit)
         except (FileNotFoundError, ValueError) as e: raise CLIError(str(e)) from None
-        acc = evaluate(Logits(m) if hf else m, loader, {str(r): (lambda _, r=r: setattr(m, "r", r)) for r in [0] + list(args.r)},
-                       device=args.device, progress=progress)
-        acc = {a["setting"]: a for a in acc}
-        for row in rows:
-            a = acc[row["r"]]
-            row.update(images=a["images"], top1=round(a["top1"], 3), top5=round(a["top5"], 3), agreement=round(a["agreement"], 3))
-    print(_table(rows, bool(args.data)))
-    csv = Path(args.csv or f"tome_nb_bench_{args.model.replace(':', '_')}_{args.device.type}.csv").expanduser()
+        _add_accuracy(rows, evaluate(Logits(m) if hf else m, loader, {str(r): (lambda _, r=r: setattr(m, "r", r)) for r in [0] + list(args.r)},
+                                     device=args.device, progress=progress))
+    return _write_bench(args, rows, f"tome_nb_bench_{args.model.replace(':', '_')}_{args.device.type}.csv")
+
+# %% ../nbs/07a_cli.ipynb #09b93af1
+def add_compare_args(p: argparse.ArgumentParser) -> None:
+    "The options of `tome_nb compare`."
+    from tome_nb.prune import PRUNING_BUDGET
+    p.add_argument("--model", default="deit_tiny_patch16_224", help="timm model with real weights (default: %(default)s)")
+    p.add_argument("--data", default=None, metavar="DIR", help="labelled images (default: the assets' imagenet-val-1300)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default: %(default)s)")
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="where to run (default: %(default)s)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="dtype for throughput (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=PRUNING_BUDGET.epochs,
+                   help="training epochs of the learned methods (DynamicViT, SP-ViT, A-ViT) (default: %(default)s)")
+    p.add_argument("--runs", type=int, default=5, help="interleaved throughput rounds (default: %(default)s)")
+    p.add_argument("--throughput-only", action="store_true", help="skip accuracy (e.g. for a GPU throughput table)")
+    p.add_argument("--csv", default="comparison.csv", metavar="PATH", help="CSV to write (default: %(default)s)")
+    p.add_argument("--plot", default=None, metavar="PATH", help="plot to write (default: the CSV path with .png)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+def run_compare(args: argparse.Namespace) -> int:
+    "The `compare` subcommand: chapter 10's `run_comparison`, its table, a CSV and a plot."
+    from dataclasses import replace
+    from tome_nb.assets import AssetsNotFoundError, write_csv
+    from tome_nb.bench import resolve_device, resolve_dtype
+    from tome_nb.comparison import comparison_table, plot_comparison, run_comparison
+    from tome_nb.prune import PRUNING_BUDGET
+    check_model_name(args.model)
+    check_common_args(args, ("batch_size", "epochs", "runs"))
+    csv = Path(args.csv).expanduser()
+    try:
+        dev = resolve_device(args.device); resolve_dtype(args.dtype, dev)
+        rows = run_comparison(args.model, args.data, args.limit, args.batch_size, str(dev), args.dtype,
+                              replace(PRUNING_BUDGET, epochs=args.epochs), args.runs, accuracy=not args.throughput_only,
+                              progress=not args.no_progress)
+    except (AssetsNotFoundError, FileNotFoundError, RuntimeError, ValueError, TypeError) as e:
+        raise CLIError(str(e).splitlines()[0]) from None
+    print(comparison_table(rows, accuracy=not args.throughput_only))
     try:
         write_csv(rows, csv)
-        plot = plot_bench(rows, Path(args.plot).expanduser() if args.plot else csv.with_suffix(".png"))
+        plot = None if args.throughput_only else plot_comparison(rows, Path(args.plot).expanduser() if args.plot else csv.with_suffix(".png"))
     except OSError as e: raise CLIError(str(e)) from None
-    print(f"wrote {csv} and {plot}")
+    print(f"wrote {csv}" + (f" and {plot}" if plot else ""))
     return 0
 
 # %% ../nbs/07a_cli.ipynb #3e56d686
@@ -283,7 +322,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command in ("train", "eval"):
             from tome_nb.train import run_eval, run_train
             return run_train(args) if args.command == "train" else run_eval(args)
-        from tome_nb.comparison import run_compare
         return run_compare(args)
     except CLIError as e:
         print(f"tome_nb {args.command}: error: {e}", file=sys.stderr)

@@ -859,23 +859,22 @@ def run_process(command: str, # the subcommand, for the error line
         return 2
     finally: close_distributed()
 
+def _run_command(command: str, config: type, check: Callable, run: Callable, args: argparse.Namespace) -> int:
+    "Run `command` in this process, as one process of torchrun, or (checked first) in `--nproc` new processes."
+    cfg = _options(config, args)
+    if args.nproc > 1:
+        check(cfg, _world(args.nproc))
+        return launch_local(run_process, args.nproc, command, run, cfg)
+    _world(args.nproc)
+    return run_process(command, run, cfg)
+
 def run_train(args: argparse.Namespace) -> int:
     "The `train` subcommand: train in this process, as one process of torchrun, or in `--nproc` new processes."
-    cfg = _options(TrainConfig, args)
-    if args.nproc > 1:
-        check_train_options(cfg, _world(args.nproc))
-        return launch_local(run_process, args.nproc, "train", _train_checked, cfg)
-    _world(args.nproc)
-    return run_process("train", _train_checked, cfg)
+    return _run_command("train", TrainConfig, check_train_options, _train_checked, args)
 
 def run_eval(args: argparse.Namespace) -> int:
     "The `eval` subcommand: evaluate in this process, as one process of torchrun, or in `--nproc` new processes."
-    cfg = _options(EvalConfig, args)
-    if args.nproc > 1:
-        check_eval_options(cfg, _world(args.nproc))
-        return launch_local(run_process, args.nproc, "eval", _eval_checked, cfg)
-    _world(args.nproc)
-    return run_process("eval", _eval_checked, cfg)
+    return _run_command("eval", EvalConfig, check_eval_options, _eval_checked, args)
 
 # %% ../nbs/12_training.ipynb #ec6f40b0
 def interleaved(steps: Dict[str, Callable[[], object]], # name -> one step
