@@ -7,25 +7,30 @@ __version__ = "0.1.0"
 __all__ = ['block_macs', 'vit_gflops', 'vit_macs', 'vit_macs_counts', 'bipartite_soft_matching', 'kth_bipartite_soft_matching',
            'random_soft_matching', 'merged_token_counts', 'merge_source', 'merge_wavg', 'unmerge_tokens',
            'explicit_attention', 'prop_attention', 'apply_patch', 'dense_features', 'is_patched', 'model_gflops',
-           'parse_r', 'remove_patch', 'token_counts', 'make_visualization', 'merge_visualization',
+           'model_macs', 'parse_r', 'remove_patch', 'token_counts', 'make_visualization', 'merge_visualization',
            'reduction_visualization', 'benchmark', 'compare', 'paired_ratio', 'tome_sweep', 'create_model',
            'labelled_images', 'sample_image', 'evaluate', 'evaluate_models', 'image_loader', 'apply_avit',
-           'apply_dynamicvit', 'apply_evit', 'apply_method', 'apply_random_drop', 'apply_tome_drop']
+           'apply_dynamicvit', 'apply_evit', 'apply_method', 'apply_random_drop', 'apply_tome_drop', 'apply_spvit',
+           'FitConfig', 'fit']
 
 # %% ../nbs/index.ipynb #a4aed9d7
 from .flops import block_macs, vit_gflops, vit_macs, vit_macs_counts
 from .matching import bipartite_soft_matching, kth_bipartite_soft_matching, random_soft_matching, merged_token_counts
 from .merge import merge_source, merge_wavg, unmerge_tokens
 from .attention import explicit_attention, prop_attention
-from .patch import apply_patch, dense_features, is_patched, model_gflops, parse_r, remove_patch, token_counts
+from .patch import apply_patch, dense_features, is_patched, model_gflops, model_macs, parse_r, remove_patch, token_counts
 from .vis import make_visualization, merge_visualization, reduction_visualization
 from .bench import benchmark, compare, paired_ratio, tome_sweep
 from .assets import create_model, labelled_images, sample_image
 from .eval import evaluate, evaluate_models, image_loader
-from .prune import apply_avit, apply_dynamicvit, apply_evit, apply_method, apply_random_drop, apply_tome_drop
+from .prune import apply_evit, apply_method, apply_random_drop, apply_tome_drop
+from .dynamicvit import apply_dynamicvit
+from .avit import apply_avit
+from .spvit import apply_spvit
+from .train import FitConfig, fit
 _all_ = ["block_macs", "vit_gflops", "vit_macs", "vit_macs_counts", "bipartite_soft_matching", "kth_bipartite_soft_matching",
          "random_soft_matching", "merged_token_counts", "merge_source", "merge_wavg", "unmerge_tokens", "explicit_attention",
-         "prop_attention", "apply_patch", "dense_features", "is_patched", "model_gflops", "parse_r", "remove_patch",
+         "prop_attention", "apply_patch", "dense_features", "is_patched", "model_gflops", "model_macs", "parse_r", "remove_patch",
          "token_counts", "make_visualization", "merge_visualization", "reduction_visualization", "benchmark", "compare", "paired_ratio", "tome_sweep", "create_model",
          "labelled_images", "sample_image", "evaluate", "evaluate_models", "image_loader", "apply_avit", "apply_dynamicvit",
-         "apply_evit", "apply_method", "apply_random_drop", "apply_tome_drop"]
+         "apply_evit", "apply_method", "apply_random_drop", "apply_tome_drop", "apply_spvit", "FitConfig", "fit"]
