@@ -16,7 +16,7 @@ from .patch import ReduceInput, Schedule, ToMeReduce, apply_patch, is_patched, m
 
 # %% auto #0
 __all__ = ['DTYPES', 'CPU_SWEEP', 'GPU_SWEEP', 'resolve_device', 'resolve_dtype', 'prepare', 'make_step', 'calibrate',
-           'timed_run', 'benchmark', 'compare', 'paired_ratio', 'explicit_attention_copy', 'tome_sweep',
+           'timed_run', 'benchmark', 'compare', 'paired_ratio', 'explicit_attention_copy', 'tome_sweep', 'sweep_rows',
            'reduction_overhead', 'run_sweep', 'keep_first', 'free_reduction', 'latency_sweep', 'overhead_sweep']
 
 # %% ../nbs/07_benchmarking.ipynb #d18dadfe
@@ -202,17 +202,30 @@ def tome_sweep(model: nn.Module, # an unpatched timm ViT (real or random weights
         if explicit: models[f"tome-explicit {r}"] = explicit_attention_copy(patched)
     res = compare(models, batch_size, None, device, dtype, runs, 2, min_run_time, compile, train, progress)
     dev = resolve_device(device)
-    base_g, base_ips = model_gflops(model, 0), res["timm"]["img_s"]
-    info = run_info(dev, dtype if isinstance(dtype, str) else str(dtype).replace("torch.", ""), batch_size)
-    rows = []
-    for key, r_ in [("timm", 0)] + [(k, r) for r in rs for k in ([f"tome {r}"] + ([f"tome-explicit {r}"] if explicit else []))]:
-        g = model_gflops(model, r_)
-        sp, lo, hi = paired_ratio(res, key, "timm")
-        rows.append(dict(model=name, method=key.split()[0], r=str(r_), weights=weights, compile=compile, train=train,
+    info = run_info(dev, dtype, batch_size)
+    settings = [("timm", 0)] + [(k, r) for r in rs for k in ([f"tome {r}"] + ([f"tome-explicit {r}"] if explicit else []))]
+    return sweep_rows(res, settings, "timm", lambda r: model_gflops(model, r), name, weights, compile, train, info)
+
+def sweep_rows(res: Dict[str, dict], # the result of `compare`
+               settings: Sequence[Tuple[str, Schedule]], # (model key in `res`, its schedule), the baseline first
+               base: str, # the key of the unpatched model
+               gflops: Callable, # schedule -> GFLOPs per image
+               name: str, # model name for the rows
+               weights: str, # how the weights were obtained
+               compile: bool, train: bool, # how the models were run
+               info: dict, # `run_info` of the run (device, dtype, batch, versions, date)
+               **extra, # more columns, before `info`'s
+              ) -> List[dict]:
+    "One row per setting: throughput, paired speed-up over `base` (median, IQR) and the FLOP ratio it is measured against."
+    base_g, rows = gflops(0), []
+    for key, r in settings:
+        g = gflops(r)
+        sp, lo, hi = paired_ratio(res, key, base)
+        rows.append(dict(model=name, method=key.split()[0], r=str(r), weights=weights, compile=compile, train=train,
                          img_s=round(res[key]["img_s"], 3), img_s_min=round(res[key]["img_s_min"], 3),
                          img_s_max=round(res[key]["img_s_max"], 3), speedup=round(sp, 4), speedup_q1=round(lo, 4),
                          speedup_q3=round(hi, 4), gflops=round(g, 4), ideal_speedup=round(base_g / g, 4),
-                         measured_over_ideal=round(sp / (base_g / g), 4), runs=res[key]["runs"], **info))
+                         measured_over_ideal=round(sp / (base_g / g), 4), runs=res[key]["runs"], **extra, **info))
     return rows
 
 # %% ../nbs/07_benchmarking.ipynb #b8f7ba82

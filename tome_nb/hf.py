@@ -5,7 +5,7 @@
 # %% ../nbs/05b_transformers.ipynb #f6912a8a
 from __future__ import annotations
 import copy, sys
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,7 @@ __all__ = ['HF_EXTRA', 'MIN_TRANSFORMERS', 'HF_LAYERS', 'HF_ATTENTIONS', 'HF_BAC
            'HF_TARGETS', 'require_transformers', 'is_hf_model', 'hf_backbone', 'hf_layers', 'hf_num_protected',
            'hf_check_supported', 'check_mha', 'mha_qkv', 'mha_forward', 'hf_eager_attention', 'hf_apply_patch',
            'hf_num_input_tokens', 'hf_token_counts', 'hf_gflops', 'check_timm_convertible', 'hf_config_from_timm',
-           'timm_to_hf_state_dict', 'hf_from_timm', 'library_sweep', 'Logits']
+           'timm_depth', 'block_params', 'timm_to_hf_state_dict', 'hf_from_timm', 'library_sweep', 'Logits']
 
 # %% ../nbs/05b_transformers.ipynb #57ea47dc
 HF_EXTRA = "pip install 'tome_nb[hf]'"
@@ -402,6 +402,17 @@ def hf_config_from_timm(model: nn.Module, # a timm ViT or DeiT (see `check_timm_
               attention_probs_dropout_prob=0.0, attn_implementation=attn_implementation)
     return (tf.DeiTConfig if distilled else tf.ViTConfig)(**kw)
 
+def timm_depth(sd: Dict[str, Tensor]) -> int:
+    "The number of blocks in a timm ViT state dict."
+    return 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("blocks."))
+
+def block_params(sd: Dict[str, Tensor], # a timm ViT state dict
+                 names: Dict[str, str], # a timm module inside a block -> its name in the other library's layer
+                 layer: Callable, # block index -> the other library's prefix for that layer
+                ) -> Dict[str, Tensor]:
+    "Every block's weights and biases of the modules in `names`, under the other library's names (transformers, torchvision)."
+    return {f"{layer(i)}{b}.{p}": sd[f"blocks.{i}.{a}.{p}"] for i in range(timm_depth(sd)) for a, b in names.items() for p in ("weight", "bias")}
+
 def timm_to_hf_state_dict(sd: Dict[str, Tensor], # a timm ViT/DeiT state dict
                           target: Optional[str] = None, # vit, deit or deit_teacher (default: from the keys)
                          ) -> Dict[str, Tensor]:
@@ -418,11 +429,9 @@ def timm_to_hf_state_dict(sd: Dict[str, Tensor], # a timm ViT/DeiT state dict
            f"{base}.layernorm.weight": sd["norm.weight"], f"{base}.layernorm.bias": sd["norm.bias"]}
     if distilled: out[e + "distillation_token"] = sd["dist_token"]
     names = {"norm1": "layernorm_before", "norm2": "layernorm_after", "attn.proj": "attention.o_proj", "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2"}
-    depth = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("blocks."))
-    for i in range(depth):
+    out.update(block_params(sd, names, lambda i: f"{base}.layers.{i}."))
+    for i in range(timm_depth(sd)):
         t, h = f"blocks.{i}.", f"{base}.layers.{i}."
-        for a, b in names.items():
-            for p in ("weight", "bias"): out[f"{h}{b}.{p}"] = sd[f"{t}{a}.{p}"]
         for p in ("weight", "bias"):
             if f"{t}attn.qkv.{p}" not in sd: continue                                     # qkv_bias=False
             for name, part in zip(("q_proj", "k_proj", "v_proj"), sd[f"{t}attn.qkv.{p}"].chunk(3, dim=0)):   # [3C, ...] -> 3 x [C, ...]
@@ -460,7 +469,7 @@ def library_sweep(model: nn.Module, # an unpatched transformers or torchvision v
                  ) -> List[dict]:
     "Interleaved throughput of a transformers or torchvision model, unpatched and with ToMe at each `r`; rows as `tome_sweep`'s."
     from tome_nb.assets import run_info
-    from tome_nb.bench import compare, paired_ratio, resolve_device
+    from tome_nb.bench import compare, resolve_device, sweep_rows
     from tome_nb.patch import apply_patch, is_patched
     from tome_nb.tv import is_tv_vit, tv_gflops
     if is_hf_model(model):
@@ -475,18 +484,9 @@ def library_sweep(model: nn.Module, # an unpatched transformers or torchvision v
     img = img if isinstance(img, int) else img[0]
     models = {lib: model, **{f"tome {r}": apply_patch(copy.deepcopy(model), r=r) for r in rs}}
     res = compare(models, batch_size, img, device, dtype, runs, 2, min_run_time, progress=progress)
-    info = run_info(resolve_device(device), dtype if isinstance(dtype, str) else str(dtype).replace("torch.", ""), batch_size)
-    base_g, rows = gflops(model, 0), []
-    for key, r in [(lib, 0)] + [(f"tome {r}", r) for r in rs]:
-        g = gflops(model, r)
-        sp, lo, hi = paired_ratio(res, key, lib)
-        rows.append(dict(model=name or type(model).__name__, method=key.split()[0], r=str(r), weights=weights, compile=False,
-                         train=False, img_s=round(res[key]["img_s"], 3), img_s_min=round(res[key]["img_s_min"], 3),
-                         img_s_max=round(res[key]["img_s_max"], 3), speedup=round(sp, 4), speedup_q1=round(lo, 4),
-                         speedup_q3=round(hi, 4), gflops=round(g, 4), ideal_speedup=round(base_g / g, 4),
-                         measured_over_ideal=round(sp / (base_g / g), 4), runs=res[key]["runs"], library=lib,
-                         library_version=version, **info))
-    return rows
+    info = run_info(resolve_device(device), dtype, batch_size)
+    return sweep_rows(res, [(lib, 0)] + [(f"tome {r}", r) for r in rs], lib, lambda r: gflops(model, r), name or type(model).__name__,
+                      weights, False, False, info, library=lib, library_version=version)
 
 class Logits(nn.Module):
     "A transformers image classifier as a module that returns its logits tensor (for `evaluate` and other tensor-in, tensor-out code)."

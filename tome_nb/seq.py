@@ -357,7 +357,7 @@ def seq_sweep(model: VisionTransformer, # an unpatched timm ViT
     models = {"timm": model, **{f"tome {r}": apply_patch(copy.deepcopy(model), r=r) for r in rs}}
     res = compare(models, runs=runs, warmup=1, min_run_time=min_run_time, device=device, dtype=dtype, progress=False, inputs=x)
     base = model_macs(model, 0)
-    info = run_info(resolve_device(device), dtype if isinstance(dtype, str) else str(dtype).replace("torch.", ""), len(x))
+    info = run_info(resolve_device(device), dtype, len(x))
     rows = []
     for r in rs:
         macs = model_macs(model, r, include_matching=True)

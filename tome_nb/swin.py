@@ -277,7 +277,7 @@ def swin_sweep(model: nn.Module, # an unpatched timm SwinTransformer
     models = {"timm": model, **{label: apply_swin_patch(copy.deepcopy(model), r) for label, r in schedules}}
     res = compare(models, runs=runs, warmup=1, min_run_time=min_run_time, device=device, dtype=dtype, progress=False, inputs=x)
     base = swin_gflops(model, 0)
-    info = run_info(resolve_device(device), dtype if isinstance(dtype, str) else str(dtype).replace("torch.", ""), len(x))
+    info = run_info(resolve_device(device), dtype, len(x))
     rows = []
     for label, r in schedules:
         g = swin_gflops(model, r, include_matching=True)

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from .attention import prop_attention
 from .flops import vit_gflops
-from .hf import check_mha, check_timm_convertible, mha_qkv
+from .hf import block_params, check_mha, check_timm_convertible, mha_qkv, timm_depth
 from .matching import capped_r, merged_token_counts
 from .patch import PatchConfig, ReduceInput, Schedule, ToMeReduce, _PatchedModel, _patched_class, parse_r
 
@@ -137,11 +137,9 @@ def timm_to_tv_state_dict(sd: Dict[str, Tensor], # a timm ViT state dict (class 
            "conv_proj.bias": sd["patch_embed.proj.bias"], "encoder.ln.weight": sd["norm.weight"], "encoder.ln.bias": sd["norm.bias"],
            "heads.head.weight": sd["head.weight"], "heads.head.bias": sd["head.bias"]}
     names = {"norm1": "ln_1", "attn.proj": "self_attention.out_proj", "norm2": "ln_2", "mlp.fc1": "mlp.0", "mlp.fc2": "mlp.3"}
-    depth = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("blocks."))
-    for i in range(depth):
+    out.update(block_params(sd, names, lambda i: f"encoder.layers.encoder_layer_{i}."))
+    for i in range(timm_depth(sd)):
         t, v = f"blocks.{i}.", f"encoder.layers.encoder_layer_{i}."
-        for a, b in names.items():
-            for p in ("weight", "bias"): out[f"{v}{b}.{p}"] = sd[f"{t}{a}.{p}"]
         out[f"{v}self_attention.in_proj_weight"] = sd[f"{t}attn.qkv.weight"]          # [3C, C]: q, k, v rows, as packed
         if f"{t}attn.qkv.bias" not in sd: raise ValueError("torchvision's attention always has an in-projection bias; this model has none")
         out[f"{v}self_attention.in_proj_bias"] = sd[f"{t}attn.qkv.bias"]
