@@ -16,8 +16,9 @@ from .patch import ReduceInput, Schedule, ToMeReduce, apply_patch, is_patched, m
 
 # %% auto #0
 __all__ = ['DTYPES', 'CPU_SWEEP', 'GPU_SWEEP', 'resolve_device', 'resolve_dtype', 'prepare', 'make_step', 'calibrate',
-           'timed_run', 'benchmark', 'compare', 'paired_ratio', 'explicit_attention_copy', 'tome_sweep', 'sweep_rows',
-           'reduction_overhead', 'run_sweep', 'keep_first', 'free_reduction', 'latency_sweep', 'overhead_sweep']
+           'timed_run', 'benchmark', 'compare', 'paired_ratio', 'speed_columns', 'explicit_attention_copy',
+           'tome_sweep', 'sweep_rows', 'reduction_overhead', 'run_sweep', 'keep_first', 'free_reduction',
+           'latency_sweep', 'overhead_sweep']
 
 # %% ../nbs/07_benchmarking.ipynb #d18dadfe
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -170,6 +171,18 @@ def paired_ratio(res: Dict[str, dict], # the result of `compare`
     q = statistics.quantiles(r, n=4, method="inclusive") if len(r) > 1 else [r[0]] * 3
     return statistics.median(r), q[0], q[2]
 
+def speed_columns(res: Dict[str, dict], # the result of `compare`
+                  name: str, # the model whose speed-up is wanted
+                  base: str, # the reference model
+                  gflops: float, # GFLOPs per item of `name`
+                  base_gflops: float, # GFLOPs per item of `base`
+                 ) -> dict:
+    "The result columns every sweep shares: paired speed-up (median, IQR), GFLOPs, the FLOP ratio, and how much of it was measured."
+    sp, lo, hi = paired_ratio(res, name, base)
+    ideal = base_gflops / gflops
+    return dict(speedup=round(sp, 4), speedup_q1=round(lo, 4), speedup_q3=round(hi, 4), gflops=round(gflops, 4),
+                ideal_speedup=round(ideal, 4), measured_over_ideal=round(sp / ideal, 4))
+
 # %% ../nbs/07_benchmarking.ipynb #e8c70877
 def explicit_attention_copy(model: nn.Module) -> nn.Module:
     "A copy of a patched model whose blocks use the explicit softmax instead of the fused SDPA kernel."
@@ -217,16 +230,10 @@ def sweep_rows(res: Dict[str, dict], # the result of `compare`
                **extra, # more columns, before `info`'s
               ) -> List[dict]:
     "One row per setting: throughput, paired speed-up over `base` (median, IQR) and the FLOP ratio it is measured against."
-    base_g, rows = gflops(0), []
-    for key, r in settings:
-        g = gflops(r)
-        sp, lo, hi = paired_ratio(res, key, base)
-        rows.append(dict(model=name, method=key.split()[0], r=str(r), weights=weights, compile=compile, train=train,
-                         img_s=round(res[key]["img_s"], 3), img_s_min=round(res[key]["img_s_min"], 3),
-                         img_s_max=round(res[key]["img_s_max"], 3), speedup=round(sp, 4), speedup_q1=round(lo, 4),
-                         speedup_q3=round(hi, 4), gflops=round(g, 4), ideal_speedup=round(base_g / g, 4),
-                         measured_over_ideal=round(sp / (base_g / g), 4), runs=res[key]["runs"], **extra, **info))
-    return rows
+    base_g = gflops(0)
+    return [dict(model=name, method=key.split()[0], r=str(r), weights=weights, compile=compile, train=train,
+                 img_s=round(res[key]["img_s"], 3), img_s_min=round(res[key]["img_s_min"], 3), img_s_max=round(res[key]["img_s_max"], 3),
+                 **speed_columns(res, key, base, gflops(r), base_g), runs=res[key]["runs"], **extra, **info) for key, r in settings]
 
 # %% ../nbs/07_benchmarking.ipynb #b8f7ba82
 @torch.inference_mode()

@@ -19,8 +19,8 @@ from timm.models.deit import VisionTransformerDistilled
 from timm.models.vision_transformer import VisionTransformer
 
 from .assets import run_info, sample_image
-from .bench import compare, paired_ratio, resolve_device
-from .patch import Schedule, apply_patch, dense_features, is_patched, model_macs, num_input_tokens, parse_r, token_counts
+from .bench import compare, resolve_device, speed_columns
+from .patch import Schedule, apply_patch, dense_features, is_patched, model_gflops, model_macs, num_input_tokens, parse_r, token_counts
 from .vis import make_visualization, patch_groups
 
 # %% auto #0
@@ -356,17 +356,14 @@ def seq_sweep(model: VisionTransformer, # an unpatched timm ViT
     for r in rs: parse_r(len(model.blocks), r)
     models = {"timm": model, **{f"tome {r}": apply_patch(copy.deepcopy(model), r=r) for r in rs}}
     res = compare(models, runs=runs, warmup=1, min_run_time=min_run_time, device=device, dtype=dtype, progress=False, inputs=x)
-    base = model_macs(model, 0)
+    base_g = model_gflops(model, 0)
     info = run_info(resolve_device(device), dtype, len(x))
     rows = []
     for r in rs:
         macs = model_macs(model, r, include_matching=True)
-        sp, lo, hi = paired_ratio(res, f"tome {r}", "timm")
-        ideal = sum(base.values()) / sum(macs.values())
         rows.append(dict(model=name, weights=weights, tokens=num_input_tokens(model), r=r, tokens_final=token_counts(model, r)[-1],
-                         speedup=round(sp, 4), speedup_q1=round(lo, 4), speedup_q3=round(hi, 4),
-                         gflops=round(sum(macs.values()) / 1e9, 4), ideal_speedup=round(ideal, 4),
-                         measured_over_ideal=round(sp / ideal, 4), attn_share=round(macs["attn"] / sum(macs.values()), 4),
+                         **speed_columns(res, f"tome {r}", "timm", sum(macs.values()) / 1e9, base_g),
+                         attn_share=round(macs["attn"] / sum(macs.values()), 4),
                          items_s=round(res[f"tome {r}"]["img_s"], 4), base_items_s=round(res["timm"]["img_s"], 4), runs=runs, **info))
     return rows
 

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from timm.models.swin_transformer import PatchMerging, SwinTransformer, SwinTransformerBlock, window_partition, window_reverse
 
 from .assets import run_info
-from .bench import compare, paired_ratio, resolve_device
+from .bench import compare, resolve_device, speed_columns
 from .flops import block_macs, matching_macs
 from .matching import bipartite_soft_matching, capped_r
 from .patch import Schedule, parse_r
@@ -280,11 +280,8 @@ def swin_sweep(model: nn.Module, # an unpatched timm SwinTransformer
     info = run_info(resolve_device(device), dtype, len(x))
     rows = []
     for label, r in schedules:
-        g = swin_gflops(model, r, include_matching=True)
-        sp, lo, hi = paired_ratio(res, label, "timm")
         rows.append(dict(model=name, schedule=label, r=str(r), tokens=sum(swin_token_counts(model, 0)), tokens_merged=sum(swin_token_counts(model, r)),
-                         speedup=round(sp, 4), speedup_q1=round(lo, 4), speedup_q3=round(hi, 4), gflops=round(g, 4),
-                         ideal_speedup=round(base / g, 4), measured_over_ideal=round(sp / (base / g), 4),
+                         **speed_columns(res, label, "timm", swin_gflops(model, r, include_matching=True), base),
                          items_s=round(res[label]["img_s"], 4), base_items_s=round(res["timm"]["img_s"], 4), runs=runs, **info))
     return rows
 
