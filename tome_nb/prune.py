@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from .flops import vit_macs_counts
 from .patch import ReduceInput, ToMeReduce, model_mlp_ratio, num_input_tokens, Schedule, patch_model
 from .similarity import attention_qkv
-from .train import UNCHECKED_OPTIONS, FitConfig, History, fit, train_transform
+from .train import UNCHECKED_OPTIONS, FitConfig, History, fit, kl_to_teacher, train_transform
 
 # %% auto #0
 __all__ = ['PRUNING_BUDGET', 'METHODS', 'keep_tokens', 'dynamicvit_ratios', 'block_token_counts', 'RandomDrop',
@@ -191,9 +191,8 @@ def train_loader(model: nn.Module, # the model whose preprocessing (size, normal
 
 # %% ../nbs/09_pruning.ipynb #3cafa83c
 def distill_loss(logits: Tensor, teacher: Tensor, labels: Optional[Tensor] = None, T: float = 1.0) -> Tensor:
-    "KL divergence to the teacher's predictions (+ cross-entropy when labels are given)."
-    kl = F.kl_div(F.log_softmax(logits / T, -1), F.log_softmax(teacher / T, -1), log_target=True, reduction="batchmean") * T * T
-    return kl + (F.cross_entropy(logits, labels) if labels is not None else 0.0)
+    "KL divergence to the teacher's predictions (chapter 12's `kl_to_teacher`), + cross-entropy when labels are given."
+    return kl_to_teacher(logits, teacher, T) + (F.cross_entropy(logits, labels) if labels is not None else 0.0)
 
 def keep_ratio_loss(masks: Sequence[Tensor], # [B, M, 1] keep masks, one per stage
                     ratios: Sequence[float], # the target share of kept tokens at each stage
