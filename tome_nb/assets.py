@@ -13,8 +13,8 @@ from PIL import Image
 
 # %% auto #0
 __all__ = ['ASSETS_ENV', 'IMAGE_EXTS', 'AssetsNotFoundError', 'project_root', 'assets_dir', 'asset_path', 'load_state_dict',
-           'local_weights', 'create_model', 'imagenet_wnids', 'imagenet_class_names', 'labelled_images', 'sample_image',
-           'eval_transform', 'device_name', 'run_info', 'write_csv', 'read_csv']
+           'local_weights', 'is_timm_model', 'create_model', 'imagenet_wnids', 'imagenet_class_names',
+           'labelled_images', 'sample_image', 'eval_transform', 'device_name', 'run_info', 'write_csv', 'read_csv']
 
 # %% ../nbs/00a_assets.ipynb #2161a33d
 ASSETS_ENV = "TOME_NB_ASSETS"
@@ -76,6 +76,11 @@ def local_weights(name: str) -> Path | None:
     "The assets folder's weights file for timm model `name`, if there is one."
     return asset_path("weights", f"{name}.safetensors", required=False) if assets_dir(False) else None
 
+def is_timm_model(name: str) -> bool:
+    "Whether `name` is a timm model (a pretrained tag such as `.augreg_in21k` allowed)."
+    import timm
+    return isinstance(name, str) and timm.is_model(timm.models.split_model_name_tag(name)[0])
+
 def create_model(name: str, # a timm model name, e.g. "deit_tiny_patch16_224"
                  pretrained: bool = True, # load real weights (False: random init)
                  weights: str | Path | None = None, # an explicit weights file (.safetensors or .pth)
@@ -83,8 +88,7 @@ def create_model(name: str, # a timm model name, e.g. "deit_tiny_patch16_224"
                 ) -> torch.nn.Module:
     "A timm model in eval mode with real weights from `weights`, the assets folder, or timm's download."
     import timm
-    if not timm.is_model(timm.models.split_model_name_tag(name)[0]):
-        raise ValueError(f"unknown timm model {name!r} (see timm.list_models())")
+    if not is_timm_model(name): raise ValueError(f"unknown timm model {name!r} (see timm.list_models())")
     path = Path(weights) if weights is not None else (local_weights(name) if pretrained else None)
     if path is not None or not pretrained:
         model = timm.create_model(name, pretrained=False, **kwargs)

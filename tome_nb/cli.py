@@ -91,9 +91,8 @@ def _load_model(args):
 
 def check_model_name(name: str) -> None:
     "Refuse a name that is not a timm model (tags such as `.augreg_in21k` are allowed)."
-    import timm
-    if not timm.is_model(timm.models.split_model_name_tag(name)[0]):
-        raise CLIError(f"unknown timm model {name!r} (see timm.list_models('*vit*'))")
+    from tome_nb.assets import is_timm_model
+    if not is_timm_model(name): raise CLIError(f"unknown timm model {name!r} (see timm.list_models('*vit*'))")
 
 def check_common_args(args: argparse.Namespace, # parsed options of a subcommand
                       counts: Sequence[str], # options that must be at least 1 (attribute names)
@@ -231,8 +230,8 @@ def _library_model(args: argparse.Namespace):
                 raise CLIError(f"{args.model} gets random weights (nothing is downloaded); --weights and --data need a timm "
                                "name to convert, e.g. tv:deit_tiny_patch16_224")
             return torchvision.models.get_model(name, weights=None).eval(), "random (torchvision builder, weights=None)", None
-    import timm
-    if not timm.is_model(timm.models.split_model_name_tag(name)[0]):
+    from tome_nb.assets import is_timm_model
+    if not is_timm_model(name):
         raise CLIError(f"unknown model {args.model!r}: after {lib}: give a timm ViT/DeiT name to convert, or {choices}")
     sub = copy.copy(args); sub.model = name
     source, weights = _load_model(sub)

@@ -68,8 +68,8 @@ def check_comparison_inputs(model_name: str, # timm model name
                             budget: FitConfig = PRUNING_BUDGET, # the training budget
                            ) -> None:
     "Refuse inputs that cannot work, before any model is built: ValueError / FileNotFoundError."
-    import timm
-    if not isinstance(model_name, str) or not timm.is_model(timm.models.split_model_name_tag(model_name)[0]):
+    from tome_nb.assets import is_timm_model
+    if not is_timm_model(model_name):
         raise ValueError(f"unknown timm model {model_name!r} (see timm.list_models('*vit*'))")
     for what, v in (("batch_size", batch_size), ("runs", runs), ("epochs", budget.epochs)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{what} must be an int >= 1, got {v!r}")
