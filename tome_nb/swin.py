@@ -18,7 +18,7 @@ from .bench import compare, resolve_device, speed_columns
 from .flops import block_macs, matching_macs
 from .matching import bipartite_soft_matching, capped_r
 from .patch import Schedule, parse_r
-from .seq import agreement_rows
+from .seq import agreement_rows, pooled_outputs
 
 # %% auto #0
 __all__ = ['REGION_WEIGHT', 'SWIN_SCHEDULES', 'window_attention', 'window_bias', 'to_windows', 'from_windows', 'window_matching',
@@ -291,14 +291,12 @@ def swin_agreement(model: nn.Module, # an unpatched timm SwinTransformer
                    schedules: Sequence[Tuple[str, Schedule]] = (("r=0", 0), ("r=24", 24)), # (label, schedule) pairs
                   ) -> List[dict]:
     "How far window-local merging moves a Swin's pooled features and logits, per input and schedule (chapter 13's `agreement_rows`)."
-    f0 = model.forward_features(x)
-    p0, l0 = model.forward_head(f0, pre_logits=True), model.forward_head(f0)
+    p0, l0 = pooled_outputs(model, x)
     m = apply_swin_patch(copy.deepcopy(model))
     rows = []
     for label, r in schedules:
         m.r = r
-        f = m.forward_features(x)
-        rows += [dict(schedule=label, r=str(r), **a) for a in agreement_rows(m.forward_head(f, pre_logits=True), m.forward_head(f), p0, l0)]
+        rows += [dict(schedule=label, r=str(r), **a) for a in agreement_rows(*pooled_outputs(m, x), p0, l0)]
     return rows
 
 # %% ../nbs/13a_swin.ipynb #26a58b23
