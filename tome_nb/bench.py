@@ -15,8 +15,8 @@ from .assets import run_info, write_csv
 from .patch import ReduceInput, Schedule, ToMeReduce, apply_patch, is_patched, model_gflops, parse_r, patch_model, remove_patch
 
 # %% auto #0
-__all__ = ['DTYPES', 'CPU_SWEEP', 'GPU_SWEEP', 'resolve_device', 'resolve_dtype', 'prepare', 'make_step', 'calibrate',
-           'timed_run', 'benchmark', 'compare', 'paired_ratio', 'speed_columns', 'explicit_attention_copy',
+__all__ = ['DTYPES', 'CPU_SWEEP', 'GPU_SWEEP', 'GPU_SWEEP_COMPILED', 'resolve_device', 'resolve_dtype', 'prepare', 'make_step',
+           'calibrate', 'timed_run', 'benchmark', 'compare', 'paired_ratio', 'speed_columns', 'explicit_attention_copy',
            'tome_sweep', 'sweep_rows', 'reduction_overhead', 'run_sweep', 'keep_first', 'free_reduction',
            'latency_sweep', 'overhead_sweep']
 
@@ -270,16 +270,13 @@ CPU_SWEEP = (
      dict(model="vit_small_patch16_224", rs=(0, 13), batch_size=32, compile=True, explicit=False),
      dict(model="vit_small_patch16_224", rs=(0, 13), batch_size=16, train=True, explicit=False)])
 
-GPU_SWEEP = (
-    [dict(model=m, rs=(0, 4, 8, 13, 16), batch_size=256, dtype=dt)
-     for m in ("vit_small_patch16_224", "vit_base_patch16_224") for dt in ("float32", "bfloat16")]
-  + [dict(model="vit_large_patch16_224", rs=(0, 4, 7, 8), batch_size=128, dtype=dt) for dt in ("float32", "bfloat16")]
-  + [dict(model=m, rs=(0, 13), batch_size=b, dtype="bfloat16", explicit=False)
-     for m in ("vit_small_patch16_224", "vit_base_patch16_224") for b in (1, 8, 32, 64, 128)]
-  + [dict(model=m, rs=(0, 13), batch_size=256, dtype="bfloat16", compile=True, explicit=False)
-     for m in ("vit_small_patch16_224", "vit_base_patch16_224")]
-  + [dict(model=m, rs=(0, 13), batch_size=128, dtype="bfloat16", train=True, explicit=False)
-     for m in ("vit_small_patch16_224", "vit_base_patch16_224")])
+GPU_SWEEP = (                                                   # what fits in a few minutes of a lent H200 (tools/gpu_run.py)
+    [dict(model=m, rs=(0, 8, 13, 16), batch_size=256, dtype=dt, explicit=False)
+     for m in ("vit_small_patch16_224", "vit_base_patch16_224") for dt in ("float16", "bfloat16")]
+  + [dict(model="vit_large_patch16_224", rs=(0, 7, 8, 13, 16), batch_size=64, dtype=dt, explicit=False)
+     for dt in ("float16", "bfloat16")])
+GPU_SWEEP_COMPILED = tuple(dict(model=m, rs=(0, 13), batch_size=256, dtype="bfloat16", compile=True, explicit=False)
+                           for m in ("vit_small_patch16_224", "vit_base_patch16_224"))
 
 def run_sweep(configs: Sequence[dict], # tome_sweep settings, with `model` a timm model name
               csv_path: str | Path, # where to write all rows
@@ -356,18 +353,21 @@ def overhead_sweep(model: nn.Module, # an unpatched timm ViT
                    batch_sizes: Sequence[int] = (1, 8, 32), # batch sizes to measure
                    min_time: float = 2.0, # seconds of forward passes per measurement, at least
                    name: Optional[str] = None, # model name for the rows
+                   device: str | torch.device = "cpu", # where to run
+                   dtype: str | torch.dtype = "float32", # compute dtype (the model is cast to it)
                   ) -> List[dict]:
     "Time inside matching + merging as a share of the forward pass, and per block, at each batch size."
     if is_patched(model): raise ValueError("overhead_sweep needs the unpatched model (it patches a copy itself)")
     name = name or getattr(model, "default_cfg", {}).get("architecture", type(model).__name__)
+    dev = resolve_device(device); dt = resolve_dtype(dtype, dev)
     img = (getattr(model, "pretrained_cfg", None) or {}).get("input_size", (3, 224, 224))[-1]
-    m, rows = apply_patch(copy.deepcopy(model).eval(), r=r), []
+    m, rows = apply_patch(copy.deepcopy(model).eval(), r=r).to(dev, dt), []
     for bs in batch_sizes:
-        x = torch.randn(bs, 3, img, img)
+        x = torch.randn(bs, 3, img, img).to(dev, dt)
         first = reduction_overhead(m, x, repeats=1)
         ov = reduction_overhead(m, x, repeats=max(2, math.ceil(min_time / first["forward_s"])))
         rows.append(dict(model=name, r=str(r), forward_ms=round(1e3 * ov["forward_s"], 3), reduce_ms=round(1e3 * ov["reduce_s"], 3),
                          reduce_share=round(ov["reduce_share"], 4),
                          reduce_us_per_block=round(1e6 * ov["reduce_s"] / max(ov["calls_per_forward"], 1), 1),
-                         blocks=ov["calls_per_forward"], **run_info("cpu", "float32", bs)))
+                         blocks=ov["calls_per_forward"], **run_info(dev, dt, bs)))
     return rows

@@ -4,6 +4,7 @@
 
 # %% ../nbs/02_matching.ipynb #77423fbc
 from __future__ import annotations
+import math
 from numbers import Integral
 from typing import Callable, Sequence, Tuple, Union
 
@@ -152,16 +153,21 @@ def bipartite_soft_matching(metric: Tensor, # [B, N, C] similarity features, e.g
     "ToMe's matching: returns `merge(x, mode='mean')` removing `r` tokens and `unmerge(x)` undoing it."
     B, N, P, r = _setup(metric, r, class_token, distill_token, num_protected, "bipartite_soft_matching")
     if r == 0: return _identity_plan(B, N)
+    pa, pb = (P + 1) // 2, P // 2                         # protected members of A (positions 0, 2, ..) and of B (1, 3, ..)
     with torch.no_grad():
-        m = F.normalize(metric[:, P:], dim=-1)            # [B, N - P, C], unit length
-        a, b = m[:, 0::2], m[:, 1::2]                     # [B, n_a, C], [B, n_b, C]
+        m = F.normalize(metric, dim=-1)                   # [B, N, C], unit length
+        a, b = m[:, 0::2], m[:, 1::2]                     # [B, ceil(N/2), C] even positions, [B, floor(N/2), C] odd
         scores = a @ b.transpose(-1, -2)                  # [B, n_a, n_b] cosine similarity
+        if pa: scores[:, :pa] = -math.inf                 # protected A tokens send no edge
+        if pb: scores[:, :, :pb] = -math.inf              # protected B tokens receive none
         best, partner = scores.max(dim=-1)                # [B, n_a] best score and partner of each A token
-        order = best.argsort(dim=-1, descending=True)     # [B, n_a] A tokens, strongest edge first
+        order = best.argsort(dim=-1, descending=True)     # [B, n_a] A tokens, strongest edge first (protected last)
         src_idx = order[:, :r]                            # [B, r] merged A tokens
-        unm_idx = order[:, r:].sort(dim=-1).values        # [B, n_a - r] kept A tokens, original order
+        unm_idx = order[:, r:].sort(dim=-1).values[:, pa:]   # [B, n_a - pa - r] kept A tokens, original order
         dst_idx = partner.gather(1, src_idx)              # [B, r] their B partners
-    return _merge_plan(B, N, P, slice(0, None, 2), slice(1, None, 2), a.shape[1], src_idx, dst_idx, unm_idx)
+    # indices into the mergeable members of A and B, which start at offsets P % 2 and 1 - P % 2 after the prefix
+    return _merge_plan(B, N, P, slice(P % 2, None, 2), slice(1 - P % 2, None, 2), a.shape[1] - pa,
+                       src_idx - pa, dst_idx - pb, unm_idx - pa)
 
 # %% ../nbs/02_matching.ipynb #e8f09a0b
 def random_soft_matching(metric: Tensor, # [B, N, C] similarity features

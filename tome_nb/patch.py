@@ -43,9 +43,10 @@ def parse_r(num_layers: int, # number of blocks
         if isinstance(inflect, bool) or not isinstance(inflect, Real) or not -1 <= inflect <= 1:
             raise ValueError(f"inflect must be a number in [-1, 1], got {inflect!r}")
         if num_layers == 1: return [r0]
-        first, last = r0 * (1 - inflect), r0 * (1 + inflect)     # mean r0; inflect < 0: decreasing
-        step = (last - first) / (num_layers - 1)
-        return [int(first + step * i) for i in range(num_layers)]
+        lo = int(r0 * (1.0 - inflect))                           # first block, truncated; inflect < 0: decreasing
+        hi = 2 * r0 - lo                                         # last block
+        step = (hi - lo) / (num_layers - 1)
+        return [int(lo + step * i) for i in range(num_layers)]
     if isinstance(r, list):
         rs = [check_r(v, f"r[{i}]") for i, v in enumerate(r)]
         if len(rs) > num_layers:

@@ -29,9 +29,9 @@ def cosine_similarity(a: Tensor, # [B, Na, C] first set of tokens
 def split_alternate(x: Tensor, # [B, N, C] tokens
                     num_protected: int = 0, # leading tokens kept out of both sets
                    ) -> Tuple[Tensor, Tensor]:
-    "Split the tokens after the protected prefix into A (even positions) and B (odd positions)."
-    rest = x[:, num_protected:]                 # [B, N - P, C]
-    return rest[:, 0::2], rest[:, 1::2]         # [B, ceil((N-P)/2), C], [B, floor((N-P)/2), C]
+    "The mergeable tokens of A (even positions of the whole sequence) and of B (odd positions)."
+    P = num_protected
+    return x[:, P + P % 2::2], x[:, P + 1 - P % 2::2]   # [B, ceil(N/2) - ceil(P/2), C], [B, floor(N/2) - floor(P/2), C]
 
 # %% ../nbs/01_similarity.ipynb #e6dd0c47
 def key_metric(k: Tensor, # [B, H, N, d_h] attention keys
