@@ -22,7 +22,7 @@ On the device machine (see the closing notes of issue 19 for the call):
 Here, a CPU dry run of the same code at toy sizes (the test in chapter 07 runs it):
     python tools/gpu_run.py --dry-run --out /tmp/gpu_dry
 """
-import argparse, contextlib, copy, io, json, os, sys, time, traceback, types
+import argparse, contextlib, copy, io, json, os, sys, tempfile, time, traceback, types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,11 +88,11 @@ def sweep(run: Runner, cfg: dict, configs, name: str, keep: bool = False) -> Non
     from tome_nb.bench import run_sweep
     path = run.out / "bench_gpu.csv"
     before = read_csv(path) if keep and path.exists() else []
-    tmp = run.out / f"{name}.part.csv"
+    tmp = Path(tempfile.gettempdir()) / f"tome_nb_{name}.part.csv" if keep else path   # $OUT takes 8 files at most
     try:
         rows = run_sweep(configs, tmp, device=cfg["device"], runs=cfg["runs"], progress=False)
     finally:
-        if tmp.exists():
+        if keep and tmp.exists():
             done = read_csv(tmp); tmp.unlink()
             write_csv(before + done, path)
     for r in rows:
@@ -183,7 +183,7 @@ def comparison(run: Runner, cfg: dict) -> None:
         sels = nn.ModuleList([TokenSelector(model.embed_dim, model.blocks[0].attn.num_heads) for _ in range(3)])
         variants[f"spvit keep={k}"] = ("spvit", f"keep={k}", apply_spvit(copy.deepcopy(model), sels, k))
     dtype = "bfloat16" if cfg["device"] == "cuda" else "float32"
-    rows = run_comparison(name, device=cfg["device"], dtype=dtype, batch_size=cfg["compare_batch"], runs=cfg["runs"],
+    rows = run_comparison(name, device=cfg["device"], dtype=dtype, batch_size=cfg["compare_batch"], runs=min(cfg["runs"], 5),
                           accuracy=False, variants=variants, progress=False)
     learned = ("dynamicvit", "spvit")
     for r in rows:
@@ -225,7 +225,7 @@ def _ipython_stub() -> None:
         ip, disp = types.ModuleType("IPython"), types.ModuleType("IPython.display")
         disp.Markdown = lambda text: text
         disp.display = print
-        ip.display = disp
+        ip.display, ip.get_ipython, ip.version_info, ip.__version__ = disp, lambda: None, (8, 0, 0), "8.0.0"   # what matplotlib and tqdm ask
         sys.modules["IPython"], sys.modules["IPython.display"] = ip, disp
 
 
@@ -235,7 +235,9 @@ def run_notebook(path: Path, with_gpu: bool) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     _ipython_stub()
-    ns = {"__name__": "__main__"}
+    mod = types.ModuleType(f"nb_{path.stem}")          # a real module, so that classes defined in cells pickle by name
+    sys.modules[mod.__name__] = mod
+    ns = mod.__dict__
     cells = notebook_cells(path)
     ran = gpu_ran = 0
     cwd = os.getcwd()
@@ -282,6 +284,7 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, default=420, help="seconds; sections that would not fit are skipped")
     ap.add_argument("--dry-run", action="store_true", help="toy sizes on the CPU: checks that the script works, measures nothing")
     ap.add_argument("--only", default=None, help="comma-separated section names to run (default: all)")
+    ap.add_argument("--skip", default="", help="comma-separated section names to leave out")
     args = ap.parse_args(argv)
     cfg = DRY if args.dry_run else FULL
     run = Runner(Path(args.out), args.budget)
@@ -300,9 +303,11 @@ def main(argv=None) -> int:
         ("sweep_compiled", 120, lambda: sweep(run, cfg, sweep_compiled, "sweep_compiled", keep=True)),
         ("latency_compiled", 120, lambda: latency(run, cfg, compile=True)),
     ]
-    only = set(args.only.split(",")) if args.only else None
+    only, skip = (set(args.only.split(",")) if args.only else None), set(filter(None, args.skip.split(",")))
+    unknown = ((only or set()) | skip) - {name for name, _, _ in sections}
+    if unknown: ap.error(f"unknown sections {sorted(unknown)}; the sections are {[name for name, _, _ in sections]}")
     for name, est, fn in sections:
-        if only is None or name in only or name == "environment":
+        if (only is None or name in only or name == "environment") and name not in skip:
             run.section(name, 0 if args.dry_run else est, fn)
     run.log("summary: " + ", ".join(f"{k} {v}" for k, v in run.status.items()))
     return 0 if all(v != "failed" for v in run.status.values()) else 1
