@@ -19,8 +19,8 @@ def size_bias(size: Tensor | None, # [B, N, 1] patches per token (None: no bias)
              ) -> Tensor | None:
     "The proportional-attention bias `log(size)`, shaped [B, 1, 1, N] to broadcast over heads and queries."
     if size is None: return None
-    bias = size.log()[:, None, None, :, 0]                 # [B, N, 1] -> [B, 1, 1, N]
-    return bias if dtype is None else bias.to(dtype)
+    bias = size.log().reshape(size.shape[0], 1, 1, size.shape[1])   # [B, N, 1] -> [B, 1, 1, N]
+    return bias if dtype is None or bias.dtype == dtype else bias.to(dtype)
 
 def _check_qkv(q: Tensor, k: Tensor, v: Tensor, size: Tensor | None, fn: str) -> None:
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4 or k.shape != v.shape[:-1] + (k.shape[-1],) \
@@ -56,8 +56,9 @@ def prop_attention(q: Tensor, # [B, H, N, d] queries
                    dropout_p: float = 0.0, # attention dropout (pass 0 in eval mode)
                    scale: float | None = None, # logit scale (default 1/sqrt(d))
                    fused: bool = True, # use SDPA (False: `explicit_attention`)
+                   check: bool = True, # check the shapes (code that built q, k, v itself, in every block, skips it)
                   ) -> Tensor:
     "Proportional attention, softmax(q k^T * scale + log size) @ v, on the fused SDPA kernel by default."
     if not fused: return explicit_attention(q, k, v, size, dropout_p, scale)
-    _check_qkv(q, k, v, size, "prop_attention")
+    if check: _check_qkv(q, k, v, size, "prop_attention")
     return F.scaled_dot_product_attention(q, k, v, attn_mask=size_bias(size, q.dtype), dropout_p=dropout_p, scale=scale)

@@ -276,18 +276,20 @@ GPU_SWEEP = (                                                   # what fits in a
   + [dict(model="vit_large_patch16_224", rs=(0, 7, 8, 13, 16), batch_size=64, dtype=dt, explicit=False)
      for dt in ("float16", "bfloat16")])
 GPU_SWEEP_COMPILED = tuple(dict(model=m, rs=(13,), batch_size=256, dtype="bfloat16", compile=True, explicit=False)
-                           for m in ("vit_small_patch16_224", "vit_base_patch16_224"))
+                           for m in ("vit_base_patch16_224", "vit_small_patch16_224"))
 
 def run_sweep(configs: Sequence[dict], # tome_sweep settings, with `model` a timm model name
               csv_path: str | Path, # where to write all rows
               device: str = "auto", # auto, cpu or cuda
               runs: int = 7, # interleaved rounds per configuration
               progress: bool = True, # progress bar over the configurations
+              append: bool = False, # keep the rows already in `csv_path`, in front of the new ones
              ) -> List[dict]:
     "Run every configuration with `tome_sweep` (random weights: speed does not depend on them) and write one CSV."
     import timm
     from tqdm.auto import tqdm
-    rows = []
+    from tome_nb.assets import read_csv
+    rows = read_csv(csv_path) if append and Path(csv_path).exists() else []
     for cfg in tqdm(list(configs), desc="sweep", disable=not progress):
         cfg = dict(cfg)
         name = cfg.pop("model")

@@ -33,8 +33,7 @@ def matching_macs(n: int, # tokens entering the merge
                  ) -> int:
     "MACs of the A-vs-B similarity product of bipartite soft matching."
     if capped_r(n, r, num_protected) == 0: return 0
-    m = n - num_protected
-    return ((m + 1) // 2) * (m // 2) * head_dim
+    return ((n + 1) // 2) * (n // 2) * head_dim          # even positions x odd positions, the whole sequence
 
 # %% ../nbs/00_background.ipynb #962dc42d
 def vit_macs_counts(dim: int, # embedding width d

@@ -143,6 +143,44 @@ def _setup(metric: Tensor, r: int, class_token: bool, distill_token: bool, num_p
     if P > N: raise ValueError(f"{fn}: {P} protected tokens but only {N} tokens")
     return B, N, P, capped_r(N, r, P)
 
+# %% ../nbs/02_matching.ipynb #8ac16b38
+def _alternate_plan(B: int, # batch size
+                    N: int, # tokens before merging
+                    P: int, # protected prefix length
+                    src_idx: Tensor, # [B, r, 1] merged A tokens (indices into the even positions 0, 2, 4, ..)
+                    dst_idx: Tensor, # [B, r, 1] the B token each lands on (indices into the odd positions 1, 3, ..)
+                    unm_idx: Tensor, # [B, n_unm, 1] mergeable A tokens kept, in original order
+                   ) -> Tuple[Callable, Callable]:
+    "The `merge` and `unmerge` closures of a plan on the alternating split, with as few tensor operations as possible."
+    r, n_unm = src_idx.shape[1], unm_idx.shape[1]
+    b0 = P + 1 - P % 2                                   # position of the first mergeable B token (odd, >= P)
+    head = P + n_unm                                     # ... and its position in the output
+    dst_out = dst_idx + (head - P // 2)                  # [B, r, 1] output position of each source's partner
+
+    def merge(x: Tensor, mode: str = "mean") -> Tensor:
+        "Apply the plan: [B, N, C] -> [B, N - r, C] (`drop` mode: the sources vanish)."
+        if mode not in MERGE_MODES: raise ValueError(f"merge: unknown mode {mode!r}; use one of {MERGE_MODES}")
+        _check_tokens(x, B, N, "merge plan", "merge")
+        C = x.shape[-1]
+        a = x[:, 0::2]                                                                  # [B, ceil(N/2), C], a view
+        out = torch.cat([x[:, :P], a.gather(1, unm_idx.expand(B, n_unm, C)), x[:, b0::2]], dim=1)   # [B, N - r, C]
+        if mode != "drop":
+            out.scatter_reduce_(1, dst_out.expand(B, r, C), a.gather(1, src_idx.expand(B, r, C)), reduce=mode, include_self=True)
+        return out
+
+    def unmerge(x: Tensor) -> Tensor:
+        "Undo the plan by copying: [B, N - r, C] -> [B, N, C]; each source gets its destination's value."
+        _check_tokens(x, B, N - r, "merged sequence", "unmerge")
+        C = x.shape[-1]
+        out = x.new_empty(B, N, C)
+        out[:, :P], out[:, b0::2] = x[:, :P], x[:, head:]                               # protected tokens, B
+        a = out[:, 0::2]                                                                # a view: writes land in `out`
+        a.scatter_(1, unm_idx.expand(B, n_unm, C), x[:, P:head])                        # kept A tokens
+        a.scatter_(1, src_idx.expand(B, r, C), x.gather(1, dst_out.expand(B, r, C)))    # merged A tokens: their partner's value
+        return out
+
+    return merge, unmerge
+
 # %% ../nbs/02_matching.ipynb #963a8d39
 def bipartite_soft_matching(metric: Tensor, # [B, N, C] similarity features, e.g. the keys averaged over heads
                             r: int, # tokens to remove (capped at half the mergeable tokens)
@@ -155,19 +193,16 @@ def bipartite_soft_matching(metric: Tensor, # [B, N, C] similarity features, e.g
     if r == 0: return _identity_plan(B, N)
     pa, pb = (P + 1) // 2, P // 2                         # protected members of A (positions 0, 2, ..) and of B (1, 3, ..)
     with torch.no_grad():
-        m = F.normalize(metric, dim=-1)                   # [B, N, C], unit length
-        a, b = m[:, 0::2], m[:, 1::2]                     # [B, ceil(N/2), C] even positions, [B, floor(N/2), C] odd
-        scores = a @ b.transpose(-1, -2)                  # [B, n_a, n_b] cosine similarity
-        if pa: scores[:, :pa] = -math.inf                 # protected A tokens send no edge
-        if pb: scores[:, :, :pb] = -math.inf              # protected B tokens receive none
+        m = metric / torch.linalg.vector_norm(metric, dim=-1, keepdim=True).clamp_min_(1e-12)   # [B, N, C], unit length
+        scores = torch.bmm(m[:, 0::2], m[:, 1::2].transpose(1, 2))   # [B, ceil(N/2), floor(N/2)]: even x odd positions
+        if pa: scores.narrow(1, 0, pa).fill_(-math.inf)   # protected A tokens send no edge
+        if pb: scores.narrow(2, 0, pb).fill_(-math.inf)   # protected B tokens receive none
         best, partner = scores.max(dim=-1)                # [B, n_a] best score and partner of each A token
-        order = best.argsort(dim=-1, descending=True)     # [B, n_a] A tokens, strongest edge first (protected last)
-        src_idx = order[:, :r]                            # [B, r] merged A tokens
-        unm_idx = order[:, r:].sort(dim=-1).values[:, pa:]   # [B, n_a - pa - r] kept A tokens, original order
-        dst_idx = partner.gather(1, src_idx)              # [B, r] their B partners
-    # indices into the mergeable members of A and B, which start at offsets P % 2 and 1 - P % 2 after the prefix
-    return _merge_plan(B, N, P, slice(P % 2, None, 2), slice(1 - P % 2, None, 2), a.shape[1] - pa,
-                       src_idx - pa, dst_idx - pb, unm_idx - pa)
+        order = best.argsort(dim=-1, descending=True)[..., None]   # [B, n_a, 1] A tokens, strongest edge first (protected last)
+        src_idx = order[:, :r]                            # [B, r, 1] merged A tokens
+        unm_idx = order[:, r:].sort(dim=1).values[:, pa:] # [B, n_a - pa - r, 1] kept A tokens, original order
+        dst_idx = partner[..., None].gather(1, src_idx)   # [B, r, 1] their B partners
+    return _alternate_plan(B, N, P, src_idx, dst_idx, unm_idx)
 
 # %% ../nbs/02_matching.ipynb #e8f09a0b
 def random_soft_matching(metric: Tensor, # [B, N, C] similarity features

@@ -113,13 +113,13 @@ def block_forward(blk: Block, # a timm pre-norm Block
     B, N, _ = xn.shape
     q, k, v = attention_qkv(attn, xn)                                                            # [B, H, N, d_h] each
     gate = attn.gate(xn).sigmoid() if getattr(attn, "gate", None) is not None else None
-    o = prop_attention(q, k, v, size if prop_attn else None,
-                       dropout_p=attn.attn_drop.p if attn.training else 0.0, fused=attn.fused_attn)   # [B, H, N, d_h]
+    o = prop_attention(q, k, v, size if prop_attn else None, dropout_p=attn.attn_drop.p if attn.training else 0.0,
+                       fused=attn.fused_attn, check=False)                                        # [B, H, N, d_h]
     o = o.transpose(1, 2).reshape(B, N, attn.num_heads * attn.head_dim)                           # [B, N, H * d_h]
     o = attn.norm(o)
     if gate is not None: o = o * gate
     x = x + blk.drop_path1(blk.ls1(attn.proj_drop(attn.proj(o))))
-    r = capped_r(N, r, num_protected) if cap else min(check_r(r), max(N - num_protected - 1, 0))
+    r = min(r, max(N - num_protected, 0) // 2 if cap else max(N - num_protected - 1, 0))   # r was checked when it was set
     if r > 0:
         x, size, source = reduce(ReduceInput(x, size, source, r, num_protected, xn, q, k, v, trace_source, index))
     x = x + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(x))))                                          # [B, N - r, C]
@@ -137,6 +137,7 @@ class PatchConfig:
     before: Optional[Callable] = None   # hook at each block's input: (index, x, size, source, num_protected) -> (x, size, source)
     cap: bool = True            # cap each block's r at half its mergeable tokens (ToMe's rule)
     extra: dict = field(default_factory=dict)
+    rs: Optional[List[int]] = None   # `r` parsed per block, kept when `r` is set (so no forward parses it again)
 
 class _PatchedModel:
     "What every patched model offers, whatever its library: the schedule `r`, and the sizes and source map of the last forward."
@@ -150,7 +151,7 @@ class _PatchedModel:
 
     @r.setter
     def r(self, value: Schedule) -> None:
-        parse_r(self._tome_num_blocks(), value)
+        self._tome_cfg.rs = parse_r(self._tome_num_blocks(), value)     # checked here, once, not in the forward pass
         self._tome_cfg.r = value
 
     @property
@@ -176,7 +177,8 @@ class _ReducedViT(_PatchedModel):
         size, source = None, None
         if cfg.trace_source:
             source = torch.eye(x.shape[1], device=x.device, dtype=x.dtype)[None].expand(x.shape[0], -1, -1)
-        for i, (blk, r) in enumerate(zip(self.blocks, parse_r(len(self.blocks), cfg.r))):
+        rs = cfg.rs if cfg.rs is not None else parse_r(len(self.blocks), cfg.r)
+        for i, (blk, r) in enumerate(zip(self.blocks, rs)):
             if cfg.before is not None: x, size, source = cfg.before(i, x, size, source, P)
             args = (blk, x, size, source, r, P, cfg.reduce, cfg.prop_attn, cfg.trace_source, i, cfg.cap)
             if self.grad_checkpointing and torch.is_grad_enabled():
@@ -287,11 +289,11 @@ def patch_model(model: nn.Module, # a timm VisionTransformer
     if cfg is not None and cfg.method != method:
         raise ValueError(f"this model is already patched with {cfg.method!r}; call remove_patch(model) before "
                          f"applying {method!r} (two token-reduction methods cannot be combined)")
-    parse_r(len(model.blocks), r)
+    rs = parse_r(len(model.blocks), r)
     orig = getattr(model, "_tome_orig_class", type(model))
     model._tome_orig_class = orig
     model.__class__ = _patched_class(orig, mixin or _ReducedViT)
-    model._tome_cfg = PatchConfig(method, r, reduce, bool(trace_source), bool(prop_attn), before, cap, extra)
+    model._tome_cfg = PatchConfig(method, r, reduce, bool(trace_source), bool(prop_attn), before, cap, extra, rs)
     model._tome_state = None
     return model
 

@@ -22,7 +22,7 @@ On the device machine (see the closing notes of issue 19 for the call):
 Here, a CPU dry run of the same code at toy sizes (the test in chapter 07 runs it):
     python tools/gpu_run.py --dry-run --out /tmp/gpu_dry
 """
-import argparse, contextlib, copy, io, json, os, sys, tempfile, time, traceback, types
+import argparse, contextlib, copy, io, json, os, sys, time, traceback, types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,23 +82,17 @@ def environment(run: Runner, cfg: dict) -> None:
     run.log(f"assets: {assets_dir(required=False)}")
 
 
-def sweep(run: Runner, cfg: dict, configs, name: str, keep: bool = False) -> None:
-    "Chapter 07's `run_sweep` on `configs`; with `keep`, the rows already in the file stay in front."
-    from tome_nb.assets import read_csv, write_csv
+def sweep(run: Runner, cfg: dict, configs, keep: bool = False) -> None:
+    "Chapter 07's `run_sweep` on `configs` into bench_gpu.csv (with `keep`, after the rows already there), row by row."
     from tome_nb.bench import run_sweep
-    path = run.out / "bench_gpu.csv"
-    before = read_csv(path) if keep and path.exists() else []
-    tmp = Path(tempfile.gettempdir()) / f"tome_nb_{name}.part.csv" if keep else path   # $OUT takes 8 files at most
-    try:
-        rows = run_sweep(configs, tmp, device=cfg["device"], runs=cfg["runs"], progress=False)
-    finally:
-        if keep and tmp.exists():
-            done = read_csv(tmp); tmp.unlink()
-            write_csv(before + done, path)
-    for r in rows:
-        if r["method"] != "timm":
-            run.log(f"  {r['model']} {r['dtype']} b{r['batch_size']} compile={r['compile']} r={r['r']}: "
-                    f"{r['speedup']:.3f}x of ideal {r['ideal_speedup']:.3f} ({r['measured_over_ideal']:.3f})")
+    n = 0
+    for c in configs:                                     # one configuration at a time: what is done is on disk
+        rows = run_sweep([c], run.out / "bench_gpu.csv", device=cfg["device"], runs=cfg["runs"], progress=False, append=keep or n > 0)
+        n += 1
+        for r in rows[-len(c["rs"]) - 1:]:
+            if r["method"] != "timm":
+                run.log(f"  {r['model']} {r['dtype']} b{r['batch_size']} compile={r['compile']} r={r['r']}: "
+                        f"{r['speedup']:.3f}x of ideal {r['ideal_speedup']:.3f} ({r['measured_over_ideal']:.3f})")
 
 
 def overhead(run: Runner, cfg: dict) -> None:
@@ -285,22 +279,24 @@ def main(argv=None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="toy sizes on the CPU: checks that the script works, measures nothing")
     ap.add_argument("--only", default=None, help="comma-separated section names to run (default: all)")
     ap.add_argument("--skip", default="", help="comma-separated section names to leave out")
+    ap.add_argument("--runs", type=int, default=None, help="interleaved rounds per measurement (default: 7 on a GPU)")
     args = ap.parse_args(argv)
-    cfg = DRY if args.dry_run else FULL
+    cfg = dict(DRY if args.dry_run else FULL)
+    if args.runs is not None: cfg["runs"] = max(args.runs, 3)
     run = Runner(Path(args.out), args.budget)
     run.log(f"tome_nb GPU run{' (dry run, CPU, toy sizes)' if args.dry_run else ''}: budget {args.budget:.0f}s, out {run.out}")
     from tome_nb.bench import GPU_SWEEP, GPU_SWEEP_COMPILED
     sweep_eager, sweep_compiled = (DRY_SWEEP, DRY_SWEEP_COMPILED) if args.dry_run else (GPU_SWEEP, GPU_SWEEP_COMPILED)
     sections = [                                            # most important first; estimates are GPU seconds
         ("environment", 5, lambda: environment(run, cfg)),
-        ("sweep", 90, lambda: sweep(run, cfg, sweep_eager, "sweep")),
+        ("sweep", 90, lambda: sweep(run, cfg, sweep_eager)),
         ("overhead", 20, lambda: overhead(run, cfg)),
         ("accuracy", 30, lambda: accuracy(run, cfg)),
         ("training", 30, lambda: training(run, cfg)),
         ("comparison", 40, lambda: comparison(run, cfg)),
         ("checks", 60, lambda: checks(run, cfg, CHECK_NOTEBOOKS[:1] if args.dry_run else CHECK_NOTEBOOKS)),
         ("latency", 60, lambda: latency(run, cfg, compile=False)),
-        ("sweep_compiled", 120, lambda: sweep(run, cfg, sweep_compiled, "sweep_compiled", keep=True)),
+        ("sweep_compiled", 100, lambda: sweep(run, cfg, sweep_compiled, keep=True)),
         ("latency_compiled", 120, lambda: latency(run, cfg, compile=True)),
     ]
     only, skip = (set(args.only.split(",")) if args.only else None), set(filter(None, args.skip.split(",")))
