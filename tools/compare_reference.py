@@ -9,10 +9,13 @@ and another with `tome_nb.apply_patch`, runs both on every batch, and writes onl
   of images whose logits agree within 1e-3, the largest logit difference (plus device, versions, date);
 - nbs/data/reference_tome_predictions.csv     the original's prediction for every image and schedule;
 - nbs/data/reference_tome_golden.npz          the original's logits on the first images at r=13 and (13, -0.5),
-  and which merged token holds each patch after blocks 1 and 2 at r=13 (the golden test of chapter 05).
+  and which merged token holds each patch after blocks 1 and 2 at r=13 (the golden test of chapter 05);
+- with --speed, instead: nbs/data/reference_speed_cpu.csv, the throughput of timm's model, tome_nb and the original
+  at r=13 (ViT-S/16 and DeiT-Tiny, batch 32 and 1, random weights), in one interleaved run per row (chapter 07).
 
     git clone https://github.com/facebookresearch/ToMe /tmp/ToMe        # anywhere outside the project
     python tools/compare_reference.py --ref /tmp/ToMe
+    python tools/compare_reference.py --ref /tmp/ToMe --speed     # on an otherwise idle machine
 """
 import argparse, os, sys
 from pathlib import Path
@@ -43,9 +46,12 @@ def main(argv=None):
     ap.add_argument("--limit", type=int, default=None, help="only the first N images")
     ap.add_argument("--batch-size", type=int, default=50)
     ap.add_argument("--out", default=str(ROOT / "nbs" / "data"), help="folder for the result files")
+    ap.add_argument("--speed", action="store_true", help="measure throughput against the original instead of accuracy")
+    ap.add_argument("--runs", type=int, default=9, help="interleaved rounds per row (--speed)")
     args = ap.parse_args(argv)
     if not args.ref: sys.exit("error: give --ref PATH (or TOME_REF): a checkout of facebookresearch/ToMe")
     original_patch = load_original(Path(args.ref))
+    if args.speed: return speed(original_patch, Path(args.out), args.runs)
 
     import numpy as np, torch
     from tqdm.auto import tqdm
@@ -102,6 +108,37 @@ def main(argv=None):
         print(f"{r['schedule']:12s} {r['top1_original']:9.2f} {r['top1_tome_nb']:8.2f} {r['predictions_differ']:7d} "
               f"{r['logits_within_1e3_pct']:12.2f}% {r['max_logit_diff']:>9s}")
     print(f"[{rows[0]['images']} images; {info['device']}, {info['dtype']}, torch {info['torch']}, timm {info['timm']}, {info['date']}]")
+
+
+def speed(original_patch, out: Path, runs: int, r: int = 13) -> None:
+    "Paired throughput ratios of tome_nb and the original against timm's model, per model and batch size, one CSV."
+    import copy, torch, timm
+    from tome_nb import apply_patch
+    from tome_nb.assets import run_info, write_csv
+    from tome_nb.bench import compare, paired_ratio
+    from tome_nb.patch import model_gflops
+    torch.set_grad_enabled(False)
+    rows = []
+    for name in ("vit_small_patch16_224", "deit_tiny_patch16_224"):
+        model = timm.create_model(name, pretrained=False).eval()
+        orig = copy.deepcopy(model)
+        original_patch(orig)
+        orig.r = r
+        ideal = model_gflops(model, 0) / model_gflops(model, r)
+        for bs in (32, 1):
+            res = compare({"timm": model, "tome_nb": apply_patch(copy.deepcopy(model), r=r), "original": orig}, batch_size=bs,
+                          device="cpu", runs=runs, min_run_time=0.5, progress=False)
+            cols = {}
+            for a, b in [("tome_nb", "timm"), ("original", "timm"), ("tome_nb", "original")]:
+                med, q1, q3 = paired_ratio(res, a, b)
+                cols |= {f"{a}_over_{b}": round(med, 4), f"{a}_over_{b}_q1": round(q1, 4), f"{a}_over_{b}_q3": round(q3, 4)}
+            rows.append(dict(model=name, r=r, **cols, flop_ratio=round(ideal, 4),
+                             tome_nb_of_flop_ratio=round(cols["tome_nb_over_timm"] / ideal, 4), runs=runs,
+                             **run_info("cpu", "float32", bs)))
+            write_csv(rows, out / "reference_speed_cpu.csv")
+            x = rows[-1]
+            print(f"{name} batch {bs}: tome_nb/timm {x['tome_nb_over_timm']:.3f}, original/timm {x['original_over_timm']:.3f}, "
+                  f"tome_nb/original {x['tome_nb_over_original']:.3f}, FLOP ratio {ideal:.3f}", flush=True)
 
 
 if __name__ == "__main__":

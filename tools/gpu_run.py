@@ -17,8 +17,8 @@ skipped and logged), and each result file written as soon as its section ends:
 
 Every CSV row carries the device, dtype, batch size, torch/timm versions and the date (`run_info`).
 
-On the device machine (see the closing notes of issue 19 for the call):
-    python3 tools/gpu_run.py --out $OUT --budget 420
+On the device machine (the tree travels without .git, so the commit is passed in):
+    python3 tools/gpu_run.py --out $OUT --budget 390 --code <commit>
 Here, a CPU dry run of the same code at toy sizes (the test in chapter 07 runs it):
     python tools/gpu_run.py --dry-run --out /tmp/gpu_dry
 """
@@ -43,8 +43,8 @@ DRY_SWEEP_COMPILED = []
 
 class Runner:
     "Sections in order, each skipped when less than its estimate is left of the budget; a log line for every event."
-    def __init__(self, out: Path, budget: float):
-        self.out, self.budget, self.t0 = out, budget, time.time()
+    def __init__(self, out: Path, budget: float, code: str = ""):
+        self.out, self.budget, self.t0, self.code = out, budget, time.time(), code
         out.mkdir(parents=True, exist_ok=True)
         self.logf = open(out / "gpu_run.log", "a")
         self.status = {}
@@ -54,6 +54,15 @@ class Runner:
         print(line, flush=True); self.logf.write(line + "\n"); self.logf.flush()
 
     def left(self) -> float: return self.budget - (time.time() - self.t0)
+
+    def stamp(self) -> None:
+        "Add the `code` column (the commit measured) to every result file that lacks it."
+        if not self.code: return
+        import csv
+        from tome_nb.assets import write_csv
+        for f in self.out.glob("*.csv"):
+            with open(f, newline="") as fh: rows = list(csv.DictReader(fh))
+            if any(not r.get("code") for r in rows): write_csv([dict(r, code=r.get("code") or self.code) for r in rows], f)
 
     def section(self, name: str, estimate: float, fn) -> None:
         if self.left() < estimate:
@@ -67,6 +76,7 @@ class Runner:
         except Exception:
             self.status[name] = "failed"
             self.log(f"FAIL {name} after {time.time() - t:.1f}s\n{traceback.format_exc()}")
+        self.stamp()
 
 
 def environment(run: Runner, cfg: dict) -> None:
@@ -280,10 +290,11 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default=None, help="comma-separated section names to run (default: all)")
     ap.add_argument("--skip", default="", help="comma-separated section names to leave out")
     ap.add_argument("--runs", type=int, default=None, help="interleaved rounds per measurement (default: 7 on a GPU)")
+    ap.add_argument("--code", default="", help="the commit being measured, written into every row (the device gets no .git)")
     args = ap.parse_args(argv)
     cfg = dict(DRY if args.dry_run else FULL)
     if args.runs is not None: cfg["runs"] = max(args.runs, 3)
-    run = Runner(Path(args.out), args.budget)
+    run = Runner(Path(args.out), args.budget, args.code)
     run.log(f"tome_nb GPU run{' (dry run, CPU, toy sizes)' if args.dry_run else ''}: budget {args.budget:.0f}s, out {run.out}")
     from tome_nb.bench import GPU_SWEEP, GPU_SWEEP_COMPILED
     sweep_eager, sweep_compiled = (DRY_SWEEP, DRY_SWEEP_COMPILED) if args.dry_run else (GPU_SWEEP, GPU_SWEEP_COMPILED)
