@@ -453,8 +453,12 @@ d = { 'settings': { 'branch': 'main',
                              'tome_nb.vis.caption': ('visualization.html#caption', 'tome_nb/vis.py'),
                              'tome_nb.vis.input_crop': ('visualization.html#input_crop', 'tome_nb/vis.py'),
                              'tome_nb.vis.make_visualization': ('visualization.html#make_visualization', 'tome_nb/vis.py'),
+                             'tome_nb.vis.matching_edges': ('visualization.html#matching_edges', 'tome_nb/vis.py'),
                              'tome_nb.vis.merge_visualization': ('visualization.html#merge_visualization', 'tome_nb/vis.py'),
                              'tome_nb.vis.patch_groups': ('visualization.html#patch_groups', 'tome_nb/vis.py'),
+                             'tome_nb.vis.plot_matching': ('visualization.html#plot_matching', 'tome_nb/vis.py'),
                              'tome_nb.vis.provenance': ('visualization.html#provenance', 'tome_nb/vis.py'),
+                             'tome_nb.vis.record_matching': ('visualization.html#record_matching', 'tome_nb/vis.py'),
                              'tome_nb.vis.reduction_visualization': ('visualization.html#reduction_visualization', 'tome_nb/vis.py'),
-                             'tome_nb.vis.show_jpeg': ('visualization.html#show_jpeg', 'tome_nb/vis.py')}}}
+                             'tome_nb.vis.show_jpeg': ('visualization.html#show_jpeg', 'tome_nb/vis.py'),
+                             'tome_nb.vis.token_centres': ('visualization.html#token_centres', 'tome_nb/vis.py')}}}

@@ -15,7 +15,7 @@ from .patch import Schedule
 
 # %% auto #0
 __all__ = ['patch_groups', 'make_visualization', 'input_crop', 'reduction_visualization', 'merge_visualization', 'show_jpeg',
-           'provenance', 'caption']
+           'record_matching', 'matching_edges', 'token_centres', 'plot_matching', 'provenance', 'caption']
 
 # %% ../nbs/06_visualization.ipynb #f9fec08a
 def patch_groups(source: Tensor, # [T, N0] or [1, T, N0] source map of one image
@@ -154,6 +154,73 @@ def show_jpeg(fig: "matplotlib.figure.Figure", # a figure made of photos
     plt.close(fig)
     display(IPImage(data=buf.getvalue(), format="jpeg"))
     return buf.getvalue()
+
+# %% ../nbs/06_visualization.ipynb #38cf1ee2
+@torch.no_grad()
+def record_matching(model: nn.Module, # a ToMe-patched timm ViT (from `apply_patch`)
+                    x: Tensor, # [1, 3, H, W] one preprocessed image
+                    r: int = 13, # tokens merged in each recorded block
+                    blocks: int = 2, # how many blocks merge (and are recorded); the rest merge nothing
+                   ) -> List[dict]:
+    "What ToMe's rule saw in each of the first `blocks` blocks: `metric` [1, N, d], `source` [1, N, N0], `r` and `num_protected`."
+    from tome_nb.patch import tracing_source
+    seen, cfg, old = [], model._tome_cfg, model.r
+    inner = cfg.reduce
+    def spy(t):
+        seen.append(dict(metric=t.k.mean(1), source=t.source, r=t.r, num_protected=t.num_protected))
+        return inner(t)
+    cfg.reduce = spy
+    try:
+        model.r = [r] * blocks
+        with tracing_source(model): model(x)
+    finally: cfg.reduce, model.r = inner, old
+    return seen
+
+def matching_edges(rec: dict, # one entry of `record_matching`
+                  ) -> Tuple[Tensor, Tensor, Tensor]:
+    "(positions of the mergeable A tokens, positions of their best B partners, which of the edges are kept), for one image."
+    from tome_nb.similarity import cosine_similarity, split_alternate
+    m, P = rec["metric"][:1], rec["num_protected"]
+    N = m.shape[1]
+    best, partner = cosine_similarity(*split_alternate(m, P)).max(-1)    # [1, n_a]: each A token's best B token
+    kept = torch.zeros(best.shape[1], dtype=torch.bool)
+    kept[best[0].argsort(descending=True)[:rec["r"]]] = True             # the r strongest edges
+    return torch.arange(P + P % 2, N, 2), torch.arange(P + 1 - P % 2, N, 2)[partner[0]], kept
+
+def token_centres(source: Tensor, # [1, T, N0] source map (one image)
+                  grid: int, # patches per side
+                  num_prefix_tokens: int = 1, # leading tokens with no image position
+                 ) -> Tensor:
+    "[T, 2] (row, column) of the centre of the patches each token holds, in patch units (NaN for prefix tokens)."
+    s = source[0, :, num_prefix_tokens:].float()                         # [T, grid * grid]
+    rows = torch.arange(grid).repeat_interleave(grid).float()
+    cols = torch.arange(grid).repeat(grid).float()
+    n = s.sum(1)
+    return torch.stack([s @ rows, s @ cols], 1) / n[:, None]             # 0 / 0 = NaN where a token holds no patch
+
+# %% ../nbs/06_visualization.ipynb #6070c6bd
+def plot_matching(shown: Tensor, # [3, H, W] the image as the model saw it, in [0, 1] (from `input_crop`)
+                  rec: dict, # one entry of `record_matching`
+                  ax=None, # a matplotlib axis (default: a new figure)
+                  patch_size: int = 16, # pixels per patch side
+                 ):
+    "Draw one block's matching on the photo: A and B tokens, every A token's best edge, the `r` kept edges in red."
+    import matplotlib.pyplot as plt
+    if ax is None: _, ax = plt.subplots(figsize=(5, 5))
+    grid = shown.shape[-1] // patch_size
+    N, P = rec["metric"].shape[1], rec["num_protected"]
+    src = rec["source"][:1] if rec["source"] is not None else torch.eye(N)[None]
+    c = token_centres(src, grid, P)                                      # [N, 2]
+    ax.imshow(0.35 + 0.65 * shown.permute(1, 2, 0).numpy(), extent=(-0.5, grid - 0.5, grid - 0.5, -0.5))
+    a_pos, b_pos, kept = matching_edges(rec)
+    for a, b, k in zip(a_pos.tolist(), b_pos.tolist(), kept.tolist()):
+        (y0, x0), (y1, x1) = c[a].tolist(), c[b].tolist()
+        ax.plot([x0, x1], [y0, y1], color="#d62728" if k else "#303030", lw=2.4 if k else 0.6, alpha=1 if k else 0.7, zorder=3 if k else 2)
+    A, B = torch.arange(P + P % 2, N, 2), torch.arange(P + 1 - P % 2, N, 2)
+    ax.scatter(c[A, 1], c[A, 0], s=12, c="#1f77b4", zorder=4, label="A: even positions")
+    ax.scatter(c[B, 1], c[B, 0], s=12, marker="s", c="#ff7f0e", zorder=4, label="B: odd positions")
+    ax.set(xlim=(-0.5, grid - 0.5), ylim=(grid - 0.5, -0.5), xticks=[], yticks=[])
+    return ax
 
 # %% ../nbs/06_visualization.ipynb #76b525b3
 def provenance(rows: Union[dict, Sequence[dict]]) -> str:
