@@ -6,7 +6,7 @@
 from __future__ import annotations
 import importlib.util, os
 from pathlib import Path
-from typing import Callable, List, Tuple
+from typing import Callable, List, Sequence, Tuple
 
 import torch
 from PIL import Image
@@ -14,7 +14,8 @@ from PIL import Image
 # %% auto #0
 __all__ = ['ASSETS_ENV', 'IMAGE_EXTS', 'AssetsNotFoundError', 'project_root', 'assets_dir', 'asset_path', 'load_state_dict',
            'local_weights', 'is_timm_model', 'create_model', 'imagenet_wnids', 'imagenet_class_names',
-           'labelled_images', 'sample_image', 'eval_transform', 'device_name', 'run_info', 'write_csv', 'read_csv']
+           'labelled_images', 'check_labels', 'check_image_files', 'sample_image', 'eval_transform', 'device_name',
+           'run_info', 'write_csv', 'read_csv']
 
 # %% ../nbs/00a_assets.ipynb #2161a33d
 ASSETS_ENV = "TOME_NB_ASSETS"
@@ -66,11 +67,15 @@ def load_state_dict(path: str | Path) -> dict:
     "Read a state dict from a `.safetensors` or a torch `.pth`/`.pt` file."
     path = Path(path)
     if not path.is_file(): raise AssetsNotFoundError(f"weights file not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-        return load_file(str(path))
-    sd = torch.load(path, map_location="cpu", weights_only=True)
-    return sd.get("model", sd.get("state_dict", sd)) if isinstance(sd, dict) else sd
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+            return load_file(str(path))
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:                                     # truncated, garbage, or not a weights file at all
+        raise ValueError(f"cannot read weights file {path}: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}") from None
+    if not isinstance(sd, dict): raise ValueError(f"weights file {path} holds a {type(sd).__name__}, not a state dict")
+    return sd.get("model", sd.get("state_dict", sd))
 
 def local_weights(name: str) -> Path | None:
     "The assets folder's weights file for timm model `name`, if there is one."
@@ -148,6 +153,25 @@ def labelled_images(folder: str | Path, # a folder with images/ + labels.txt, or
     missing = [p for p, _ in items[:limit] if not p.is_file()]
     if missing: raise AssetsNotFoundError(f"{len(missing)} listed images are missing, e.g. {missing[0]}")
     return items[:limit]
+
+def check_labels(items: Sequence[Tuple[Path, int]], # (image path, label) pairs
+                 num_classes: int, # the model's number of classes
+                ) -> None:
+    "Refuse labels outside 0..num_classes-1 (they would count as wrong answers, or crash a loss), naming the first."
+    bad = [(p, y) for p, y in items if not 0 <= y < num_classes]
+    if bad: raise ValueError(f"{len(bad)} of {len(items)} labels are outside 0..{num_classes - 1}, the model's classes "
+                             f"(e.g. {Path(bad[0][0]).name}: {bad[0][1]})")
+
+def check_image_files(items: Sequence[Tuple[Path, int]], # (image path, label) pairs
+                     ) -> None:
+    "Refuse files that are not readable images, by their headers (fast: nothing is decoded), naming them; before any work."
+    bad = []
+    for path, _ in items:
+        try:
+            with Image.open(path) as img: img.verify()
+        except Exception as e: bad.append(f"{Path(path).name} ({type(e).__name__})")
+    if bad: raise ValueError(f"{len(bad)} of {len(items)} files are not readable images: {', '.join(bad[:3])}"
+                             + (", ..." if len(bad) > 3 else ""))
 
 # %% ../nbs/00a_assets.ipynb #44570a28
 def sample_image(name: str = "chelsea.png") -> Image.Image:

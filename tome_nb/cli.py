@@ -4,13 +4,13 @@
 
 # %% ../nbs/07a_cli.ipynb #beef834d
 from __future__ import annotations
-import argparse, sys
+import argparse, os, sys
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 # %% auto #0
-__all__ = ['CLIError', 'check_model_name', 'check_common_args', 'plot_bench', 'bench', 'bench_library', 'add_compare_args',
-           'run_compare', 'main']
+__all__ = ['CLIError', 'check_model_name', 'check_output', 'check_common_args', 'check_r_limit', 'plot_bench', 'bench',
+           'bench_library', 'add_compare_args', 'run_compare', 'one_line', 'main']
 
 # %% ../nbs/07a_cli.ipynb #bd559369
 class CLIError(Exception):
@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--limit", type=int, default=None, help="use only the first N images of --data")
     b.add_argument("--csv", default=None, metavar="PATH", help="CSV file for the results (default: tome_nb_bench_<model>_<device>.csv)")
     b.add_argument("--plot", default=None, metavar="PATH", help="plot of speed-up vs r (default: the CSV path with .png)")
+    b.add_argument("--overwrite", action="store_true", help="replace the CSV and the plot if they exist (default: refuse)")
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
     c = sub.add_parser("compare", help="ToMe vs pruning baselines on one model and one image set (chapter 10)",
                        description="Compare ToMe with pruning baselines (random drop, ToMe-drop, EViT-, DynamicViT-, "
@@ -70,10 +71,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/07a_cli.ipynb #def350fd
+def _num_mergeable(model) -> int:
+    "The tokens of `model`'s first block that may be merged (all but the class, distillation and register tokens)."
+    from tome_nb.patch import num_input_tokens
+    return num_input_tokens(model) - model.num_prefix_tokens
+
 def _max_r(model) -> int:
     "The largest r that the first block of `model` can merge."
-    from tome_nb.patch import num_input_tokens
-    return (num_input_tokens(model) - model.num_prefix_tokens) // 2
+    return _num_mergeable(model) // 2
 
 def _load_model(args):
     "The model for `bench`, with real weights when possible, and a label saying which."
@@ -94,19 +99,47 @@ def check_model_name(name: str) -> None:
     from tome_nb.assets import is_timm_model
     if not is_timm_model(name): raise CLIError(f"unknown timm model {name!r} (see timm.list_models('*vit*'))")
 
+def check_output(path: str | Path, # a file the command will write
+                 option: str, # the option that named it, for the message (e.g. "--csv")
+                 overwrite: bool = False, # the user allowed replacing an existing file
+                ) -> Path:
+    "An output file, checked before any work: its folder exists and is writable, and it is not there yet unless `overwrite`."
+    p = Path(path).expanduser()
+    if p.is_dir(): raise CLIError(f"{option} {path} is a folder, not a file")
+    folder = p.resolve().parent
+    if not folder.is_dir(): raise CLIError(f"{option}: folder does not exist for {path}")
+    if not os.access(folder, os.W_OK): raise CLIError(f"{option}: cannot write in {folder} (permission denied)")
+    if p.exists() and not overwrite:
+        raise CLIError(f"{option} {path} already exists: pass --overwrite to replace it, or choose another file")
+    return p
+
 def check_common_args(args: argparse.Namespace, # parsed options of a subcommand
                       counts: Sequence[str], # options that must be at least 1 (attribute names)
+                      outputs: Sequence[Tuple[str, Optional[str]]] = (), # (option, path) of the files it will write
                      ) -> None:
-    "The checks every subcommand shares: counts >= 1, `--limit`, an existing `--data` folder, and folders for `--csv`/`--plot`."
+    "The checks every subcommand shares: counts >= 1, `--limit`, an existing `--data` folder, and its output files."
     for name in counts:
         if getattr(args, name) < 1: raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.limit is not None and args.limit < 1: raise CLIError(f"--limit must be at least 1, got {args.limit}")
-    if args.data is not None and not Path(args.data).expanduser().is_dir():
-        raise CLIError(f"--data folder not found: {args.data}")
-    for opt in ("csv", "plot"):
-        path = getattr(args, opt)
-        if path is not None and not Path(path).expanduser().resolve().parent.is_dir():
-            raise CLIError(f"--{opt}: folder does not exist for {path}")
+    if args.data is not None:
+        from tome_nb.assets import check_image_files, labelled_images
+        if not Path(args.data).expanduser().is_dir(): raise CLIError(f"--data folder not found: {args.data}")
+        try: check_image_files(labelled_images(Path(args.data).expanduser(), args.limit))
+        except (FileNotFoundError, ValueError) as e: raise CLIError(f"--data {args.data}: {one_line(e)}") from None
+    for option, path in outputs:
+        if path is not None: check_output(path, option, getattr(args, "overwrite", False))
+
+def check_r_limit(model, # the model the schedules are for (timm; `_max_r` of it)
+                  schedules: Sequence, # the schedules asked for (ints, lists or (r, inflect))
+                  name: str, # the model's name, for the message
+                 ) -> None:
+    "One rule for every command: no block may be asked to merge more than the first block can (half its mergeable tokens)."
+    from tome_nb.patch import parse_r
+    top = _max_r(model)
+    for s in schedules:
+        if max(parse_r(len(model.blocks), s)) > top:
+            raise CLIError(f"--r {s} is more than {name} can merge in one block "
+                           f"(at most {top} of its {_num_mergeable(model)} patch tokens)")
 
 def _check_bench_args(args) -> None:
     from tome_nb.bench import resolve_device, resolve_dtype
@@ -116,7 +149,9 @@ def _check_bench_args(args) -> None:
         resolve_dtype(args.dtype, args.device)
     except (RuntimeError, ValueError) as e: raise CLIError(str(e)) from None
     if args.batch_size is None: args.batch_size = 256 if args.device.type == "cuda" else 32
-    check_common_args(args, ("batch_size", "runs"))
+    args.csv = args.csv or f"tome_nb_bench_{args.model.replace(':', '_')}_{args.device.type}.csv"
+    args.plot = args.plot or str(Path(args.csv).expanduser().with_suffix(".png"))
+    check_common_args(args, ("batch_size", "runs"), [("--csv", args.csv), ("--plot", args.plot)])
     if not args.min_time > 0: raise CLIError(f"--min-time must be positive, got {args.min_time}")
     if any(r < 0 for r in args.r): raise CLIError(f"--r values must be >= 0, got {' '.join(map(str, args.r))}")
 
@@ -164,9 +199,8 @@ def bench(args: argparse.Namespace) -> int:
     from tome_nb.patch import check_supported
     try: check_supported(model)
     except TypeError as e: raise CLIError(f"{args.model}: {e}") from None
-    if max(args.r) > _max_r(model):
-        raise CLIError(f"--r {max(args.r)} is more than {args.model} can merge in one block "
-                       f"(at most {_max_r(model)} of its {model.patch_embed.num_patches} patch tokens)")
+    check_r_limit(model, [max(args.r)], args.model)
+    if args.data: _check_data_labels(args, model.num_classes)
     progress = not args.no_progress
     print(f"{args.model}, weights: {weights}; {args.device}, {args.dtype}, batch {args.batch_size}"
           + (", compiled" if args.compile else "") + (", training" if args.train else ""), flush=True)
@@ -181,7 +215,13 @@ def bench(args: argparse.Namespace) -> int:
         except (FileNotFoundError, ValueError) as e: raise CLIError(str(e)) from None
         _add_accuracy(rows, evaluate(m, loader, {str(r): (lambda mm, r=r: setattr(mm, "r", r)) for r in [0] + list(args.r)},
                                      device=args.device, progress=progress))
-    return _write_bench(args, rows, f"tome_nb_bench_{args.model}_{args.device.type}.csv")
+    return _write_bench(args, rows)
+
+def _check_data_labels(args: argparse.Namespace, num_classes: int) -> None:
+    "Refuse `--data` labels the model has no class for, before any timing."
+    from tome_nb.assets import check_labels, labelled_images
+    try: check_labels(labelled_images(Path(args.data).expanduser(), args.limit), num_classes)
+    except ValueError as e: raise CLIError(f"--data {args.data}: {e}") from None
 
 def _add_accuracy(rows: List[dict], acc: List[dict]) -> None:
     "Put `evaluate`'s top-1, top-5 and agreement for each r into the sweep's rows."
@@ -190,14 +230,14 @@ def _add_accuracy(rows: List[dict], acc: List[dict]) -> None:
         a = acc[row["r"]]
         row.update(images=a["images"], top1=round(a["top1"], 3), top5=round(a["top5"], 3), agreement=round(a["agreement"], 3))
 
-def _write_bench(args: argparse.Namespace, rows: List[dict], default_csv: str) -> int:
-    "Print the table; write the CSV (`--csv`, else `default_csv`) and the plot; the exit status."
+def _write_bench(args: argparse.Namespace, rows: List[dict]) -> int:
+    "Print the table; write the CSV and the plot (their paths were checked before any work); the exit status."
     from tome_nb.assets import write_csv
     print(_table(rows, bool(args.data)))
-    csv = Path(args.csv or default_csv).expanduser()
+    csv = Path(args.csv).expanduser()
     try:
         write_csv(rows, csv)
-        plot = plot_bench(rows, Path(args.plot).expanduser() if args.plot else csv.with_suffix(".png"))
+        plot = plot_bench(rows, Path(args.plot).expanduser())
     except OSError as e: raise CLIError(str(e)) from None
     print(f"wrote {csv} and {plot}")
     return 0
@@ -261,7 +301,7 @@ def bench_library(args: argparse.Namespace) -> int:
         except (FileNotFoundError, ValueError) as e: raise CLIError(str(e)) from None
         _add_accuracy(rows, evaluate(Logits(m) if hf else m, loader, {str(r): (lambda _, r=r: setattr(m, "r", r)) for r in [0] + list(args.r)},
                                      device=args.device, progress=progress))
-    return _write_bench(args, rows, f"tome_nb_bench_{args.model.replace(':', '_')}_{args.device.type}.csv")
+    return _write_bench(args, rows)
 
 # %% ../nbs/07a_cli.ipynb #09b93af1
 def add_compare_args(p: argparse.ArgumentParser) -> None:
@@ -279,6 +319,7 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--throughput-only", action="store_true", help="skip accuracy (e.g. for a GPU throughput table)")
     p.add_argument("--csv", default="comparison.csv", metavar="PATH", help="CSV to write (default: %(default)s)")
     p.add_argument("--plot", default=None, metavar="PATH", help="plot to write (default: the CSV path with .png)")
+    p.add_argument("--overwrite", action="store_true", help="replace the CSV and the plot if they exist (default: refuse)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -289,24 +330,34 @@ def run_compare(args: argparse.Namespace) -> int:
     from tome_nb.comparison import comparison_table, plot_comparison, run_comparison
     from tome_nb.prune import PRUNING_BUDGET
     check_model_name(args.model)
-    check_common_args(args, ("batch_size", "epochs", "runs"))
     csv = Path(args.csv).expanduser()
+    plot = None if args.throughput_only else Path(args.plot).expanduser() if args.plot else csv.with_suffix(".png")
+    check_common_args(args, ("batch_size", "epochs", "runs"), [("--csv", args.csv), ("--plot", plot)])
     try:
         dev = resolve_device(args.device); resolve_dtype(args.dtype, dev)
         rows = run_comparison(args.model, args.data, args.limit, args.batch_size, str(dev), args.dtype,
                               replace(PRUNING_BUDGET, epochs=args.epochs), args.runs, accuracy=not args.throughput_only,
                               progress=not args.no_progress)
     except (AssetsNotFoundError, FileNotFoundError, RuntimeError, ValueError, TypeError) as e:
-        raise CLIError(str(e).splitlines()[0]) from None
+        raise CLIError(one_line(e)) from None
     print(comparison_table(rows, accuracy=not args.throughput_only))
     try:
         write_csv(rows, csv)
-        plot = None if args.throughput_only else plot_comparison(rows, Path(args.plot).expanduser() if args.plot else csv.with_suffix(".png"))
+        if plot is not None: plot_comparison(rows, plot)
     except OSError as e: raise CLIError(str(e)) from None
     print(f"wrote {csv}" + (f" and {plot}" if plot else ""))
     return 0
 
 # %% ../nbs/07a_cli.ipynb #3e56d686
+def one_line(e: BaseException) -> str:
+    "An error as one line: its message's first line, or, for one raised in a data-loader worker, the original error's."
+    text = str(e)
+    lines = [l for l in text.splitlines() if l.strip()] or [type(e).__name__]
+    if "Original Traceback" in text:                                  # DataLoader re-raises a worker's error with its traceback
+        last = lines[-1]
+        return last.split(": ", 1)[1] if ": " in last and last.split(": ", 1)[0].replace(".", "").replace("_", "").isalnum() else last
+    return lines[0]
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     "The `tome_nb` command: parse `argv` (default: the process arguments), run, return the exit status."
     parser = _parser()
@@ -322,8 +373,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from tome_nb.train import run_eval, run_train
             return run_train(args) if args.command == "train" else run_eval(args)
         return run_compare(args)
-    except CLIError as e:
-        print(f"tome_nb {args.command}: error: {e}", file=sys.stderr)
+    except (CLIError, ValueError, OSError, RuntimeError) as e:      # bad input found while working: one line, never a traceback
+        if os.environ.get("TOME_NB_DEBUG") and not isinstance(e, CLIError): raise
+        print(f"tome_nb {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"tome_nb {args.command}: interrupted", file=sys.stderr)

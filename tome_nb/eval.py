@@ -13,12 +13,16 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from PIL import Image
 
-from .assets import eval_transform, labelled_images
+from .assets import check_labels, eval_transform, labelled_images
 
 # %% auto #0
-__all__ = ['LabelledImages', 'ShardedBatches', 'process_group', 'image_loader', 'topk_correct', 'evaluate', 'evaluate_models']
+__all__ = ['UnreadableImage', 'LabelledImages', 'ShardedBatches', 'process_group', 'image_loader', 'topk_correct', 'evaluate',
+           'evaluate_models']
 
 # %% ../nbs/08_evaluation.ipynb #3fc84850
+class UnreadableImage(ValueError):
+    "An image file that cannot be opened or decoded (truncated, corrupted, not an image): the message names the file."
+
 class LabelledImages(Dataset):
     "A dataset of (image tensor, label) from (path, label) pairs and a preprocessing transform."
     def __init__(self, items: Sequence[Tuple[Path, int]], transform: Callable):
@@ -26,7 +30,11 @@ class LabelledImages(Dataset):
     def __len__(self) -> int: return len(self.items)
     def __getitem__(self, i: int) -> Tuple[Tensor, int]:
         path, label = self.items[i]
-        with Image.open(path) as img: return self.transform(img.convert("RGB")), label
+        try:
+            with Image.open(path) as img: rgb = img.convert("RGB")          # decodes the whole file: a truncated one fails here
+        except (OSError, SyntaxError, ValueError) as e:
+            raise UnreadableImage(f"cannot read image {path}: {e}") from None
+        return self.transform(rgb), label
 
 class ShardedBatches(Sampler):
     "Batches of consecutive items, batch k to process k mod `world_size`: every item once, no padding, the batches of one process."
@@ -57,6 +65,8 @@ def image_loader(data: Union[str, Path, Sequence[Tuple[Path, int]]], # a labelle
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     items = labelled_images(data, limit) if isinstance(data, (str, Path)) else list(data)[:limit]
     if not items: raise ValueError("image_loader: no images")
+    num_classes = getattr(model, "num_classes", None)
+    if isinstance(num_classes, int) and num_classes > 0: check_labels(items, num_classes)
     if num_workers is None: num_workers = 0 if len(items) <= 2 * batch_size else min(2, os.cpu_count() or 1)
     group_rank, group_size = process_group()
     rank, world_size = group_rank if rank is None else rank, group_size if world_size is None else world_size

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .assets import AssetsNotFoundError, labelled_images, read_csv, run_info, write_csv
+from .assets import AssetsNotFoundError, check_image_files, check_labels, labelled_images, read_csv, run_info, write_csv
 from .bench import calibrate, paired_ratio, resolve_device, resolve_dtype, timed_run
 from .eval import LabelledImages, evaluate, image_loader
 from .patch import Schedule, apply_patch, model_gflops, parse_r
@@ -26,13 +26,13 @@ from .patch import Schedule, apply_patch, model_gflops, parse_r
 __all__ = ['CKPT_FORMAT', 'RUN_FILES', 'UNCHECKED_OPTIONS', 'TRAINABLE', 'DEFAULT_MODEL', 'parse_schedule', 'schedule_str',
            'DistInfo', 'dist_info', 'init_distributed', 'close_distributed', 'barrier', 'all_mean', 'cpu_count',
            'launch_local', 'derived_seed', 'sample_seed', 'step_seed', 'SeededSamples', 'StepSampler',
-           'train_transform', 'WarmupCosine', 'kl_to_teacher', 'DistillLoss', 'train_step', 'CheckpointError', 'unwrap',
-           'save_checkpoint', 'read_checkpoint', 'load_checkpoint', 'checkpoints', 'save_weights', 'weights_meta',
-           'RunDirError', 'check_run_dir', 'prepare_run_dir', 'FitConfig', 'History', 'train_dtype', 'param_groups',
-           'fit', 'plot_training', 'TrainConfig', 'set_trainable', 'training_items', 'training_model', 'train',
-           'EvalConfig', 'eval_setup', 'eval_schedules', 'add_train_args', 'add_eval_args', 'check_train_options',
-           'check_eval_options', 'run_process', 'run_train', 'run_eval', 'interleaved', 'make_train_step',
-           'train_throughput', 'ddp_throughput']
+           'train_transform', 'WarmupCosine', 'kl_to_teacher', 'DistillLoss', 'NonFiniteLoss', 'train_step',
+           'CheckpointError', 'unwrap', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint', 'checkpoints',
+           'save_weights', 'weights_meta', 'RunDirError', 'check_run_dir', 'prepare_run_dir', 'FitConfig', 'History',
+           'train_dtype', 'param_groups', 'fit', 'plot_training', 'TrainConfig', 'set_trainable', 'training_items',
+           'training_model', 'run_fingerprint', 'train', 'EvalConfig', 'eval_setup', 'eval_schedules', 'add_train_args',
+           'add_eval_args', 'check_out_folder', 'check_train_options', 'check_eval_options', 'run_process', 'run_train',
+           'run_eval', 'interleaved', 'make_train_step', 'train_throughput', 'ddp_throughput']
 
 # %% ../nbs/12_training.ipynb #fccbb804
 def parse_schedule(text: str, # `R`, `R1,R2,...` (one per block, the rest 0) or `R:INFLECT`
@@ -228,6 +228,9 @@ class DistillLoss:
         logs.update(kl=kl.item(), agree=(pred == t.argmax(-1)).float().mean().item())
         return (kl if self.alpha == 1 else self.alpha * kl + (1 - self.alpha) * ce), logs
 
+class NonFiniteLoss(ValueError):
+    "The training loss became NaN or infinite: the run stops before the update, so no checkpoint or model holds it."
+
 def train_step(model: nn.Module, # the model being trained (maybe DDP-wrapped)
                images: Tensor, # [B, ...] on the model's device
                labels: Tensor, # [B]
@@ -244,6 +247,12 @@ def train_step(model: nn.Module, # the model being trained (maybe DDP-wrapped)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     out = dict(loss=loss.item(), lr=lr, **logs)
+    finite = torch.tensor(float(math.isfinite(out["loss"])), device=images.device)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():      # every process stops, or none
+        torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+    if not finite.item():
+        raise NonFiniteLoss(f"the loss is {out['loss']} at this step (learning rate {lr:.3g}); stopped before the update, "
+                            "nothing from this step was saved: lower --lr, check --temperature and the data")
     if clip_grad:
         params = [p for g in optimizer.param_groups for p in g["params"]]
         out["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, clip_grad))
@@ -333,6 +342,9 @@ def load_checkpoint(path: str | Path, # a file written by `save_checkpoint`
     tensors, info = read_checkpoint(path)
     meta = info["meta"]
     wrong = [k for k, v in (expect or {}).items() if k in meta and meta[k] != v]
+    if wrong == ["run"]:
+        raise CheckpointError(f"{Path(path).name} is from another run: its settings differ from this run's (fingerprint "
+                              f"{meta['run']}, this run's {expect['run']}); resume a run only from its own checkpoints")
     if wrong: raise CheckpointError(f"{Path(path).name} is from a run with {_describe(meta, wrong)}; this run has {_describe(expect, wrong)}")
     sd = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
     try: unwrap(model).load_state_dict(sd, strict=True)
@@ -416,6 +428,8 @@ def prepare_run_dir(out: str | Path, # the run folder
             if p.is_dir(): shutil.rmtree(p)
             else: p.unlink(missing_ok=True)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    for stale in list(out.glob(".*.tmp*")) + list((out / "checkpoints").glob(".*.tmp*")):
+        stale.unlink(missing_ok=True)                        # half-written files of a run killed while saving
     if action != "resume" or not (out / "run.json").is_file():
         tmp = out / ".run.json.tmp"
         tmp.write_text(json.dumps(dict(config=config, run_info=run_info(device, config.get("dtype", "float32"), config.get("batch_size")),
@@ -633,6 +647,12 @@ def training_model(cfg: TrainConfig) -> nn.Module:
     if cfg.random_weights: return create_model(cfg.model, pretrained=False, **kw)
     return create_model(cfg.model, weights=cfg.weights, **kw)
 
+def run_fingerprint(config: dict) -> str:
+    "A short hash of the options that change a run's result (not where it writes or how it prints): kept in every checkpoint."
+    import hashlib
+    keep = {k: v for k, v in sorted(config.items()) if k not in UNCHECKED_OPTIONS}
+    return hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
 def train(cfg: TrainConfig) -> History:
     "Fine-tune `cfg.model` with ToMe at schedule `cfg.r` (see `TrainConfig`); run by each process under torchrun."
     r = parse_schedule(cfg.r) if isinstance(cfg.r, str) else cfg.r
@@ -643,7 +663,9 @@ def train(cfg: TrainConfig) -> History:
     if info.world_size > len(items):
         raise ValueError(f"{info.world_size} processes but only {len(items)} training images: use at most {len(items)}")
     model = training_model(cfg)
-    parse_r(len(model.blocks), r)
+    from tome_nb.cli import check_r_limit
+    check_labels(items, model.num_classes)
+    check_r_limit(model, [r], cfg.model)
     teacher = copy.deepcopy(model).eval().requires_grad_(False).to(info.device) if cfg.teacher else None
     apply_patch(model.train(), r=r)
     set_trainable(model, cfg.trainable)
@@ -658,7 +680,7 @@ def train(cfg: TrainConfig) -> History:
     barrier(info)
     if info.main: prepare_run_dir(out, config, action, info.device)
     barrier(info)
-    meta = dict(model=cfg.model, r=config["r"], trainable=cfg.trainable)
+    meta = dict(model=cfg.model, r=config["r"], trainable=cfg.trainable, run=run_fingerprint(config))
     return fit(model, dataset, DistillLoss(teacher, cfg.alpha, cfg.temperature), cfg, out, action == "resume", val_fn=val_fn, meta=meta)
 
 # %% ../nbs/12_training.ipynb #bed0f7f9
@@ -674,6 +696,7 @@ class EvalConfig:
     batch_size: int = 64                     # images per batch (per process)
     device: str = "auto"                     # auto, cpu or cuda
     csv: Optional[str] = None                # write the rows here
+    overwrite: bool = False                  # replace an existing --csv file
     progress: bool = True                    # progress bar (rank 0)
 
 DEFAULT_MODEL = "deit_tiny_patch16_224"
@@ -696,7 +719,8 @@ def eval_schedules(cfg: EvalConfig) -> List[dict]:
     info = init_distributed(cfg.device)
     name, rs, folder = eval_setup(cfg)
     model = create_model(name, pretrained=False) if cfg.random_weights else create_model(name, weights=cfg.weights)
-    for r in rs: parse_r(len(model.blocks), r)
+    from tome_nb.cli import check_r_limit
+    check_r_limit(model, rs, name)
     model = apply_patch(model)
     loader = image_loader(folder, model, batch_size=cfg.batch_size, limit=cfg.limit)
     res = evaluate(model, loader, {schedule_str(r): (lambda m, r=r: setattr(m, "r", r)) for r in rs},
@@ -778,6 +802,7 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run (default: auto, CUDA if available)")
     p.add_argument("--nproc", type=int, default=1, metavar="N", help="start N processes on this machine, each evaluating its share; under torchrun leave it at 1 (default: 1)")
     p.add_argument("--csv", default=None, metavar="PATH", help="CSV file for the results (default: none)")
+    p.add_argument("--overwrite", action="store_true", help="replace the --csv file if it exists (default: refuse)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 def _options(cls: type, args: argparse.Namespace) -> Any:
@@ -802,9 +827,18 @@ def _check_images(folder: Path, limit: Optional[int], option: str, world: int) -
     if world > n: raise CLIError(f"{world} processes but only {n} images in {folder}: use at most {n}")
     return n
 
+def check_out_folder(out: Optional[str]) -> None:
+    "A run folder that can be created: its nearest existing ancestor is a writable folder."
+    from tome_nb.cli import CLIError
+    if out is None: return
+    p = Path(out).expanduser().resolve()
+    while not p.exists(): p = p.parent
+    if not p.is_dir(): raise CLIError(f"--out {out}: {p} is a file, so the run folder cannot be made there")
+    if not os.access(p, os.W_OK): raise CLIError(f"--out {out}: cannot write in {p} (permission denied)")
+
 def check_train_options(cfg: TrainConfig, world: int) -> None:
     "The checks of `tome_nb train` that need no process group; a `CLIError` in one line."
-    from tome_nb.cli import CLIError, check_model_name
+    from tome_nb.cli import CLIError, check_model_name, one_line
     from tome_nb.assets import asset_path
     check_model_name(cfg.model)
     for name in ("epochs", "batch_size", "keep"):
@@ -812,13 +846,25 @@ def check_train_options(cfg: TrainConfig, world: int) -> None:
     for name in ("ckpt_every", "print_every") + (("warmup_steps",) if cfg.warmup_steps is not None else ()):
         if getattr(cfg, name) < 0: raise CLIError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(cfg, name)}")
     if not cfg.lr > 0: raise CLIError(f"--lr must be positive, got {cfg.lr}")
-    if not 0 <= cfg.alpha <= 1: raise CLIError(f"--alpha must be in [0, 1], got {cfg.alpha}")
+    for name, ok, rule in [("alpha", 0 <= cfg.alpha <= 1, "in [0, 1]"), ("temperature", cfg.temperature > 0, "positive"),
+                           ("drop_path", 0 <= cfg.drop_path < 1, "in [0, 1)"), ("min_lr", 0 <= cfg.min_lr <= cfg.lr, "in [0, --lr]"),
+                           ("weight_decay", cfg.weight_decay >= 0, "0 or more"), ("clip_grad", (cfg.clip_grad or 0) >= 0, "0 or more"),
+                           ("scale_min", 0 < cfg.scale_min <= 1, "in (0, 1]"), ("color_jitter", cfg.color_jitter >= 0, "0 or more"),
+                           ("reprob", 0 <= cfg.reprob <= 1, "in [0, 1]")]:
+        if not ok: raise CLIError(f"--{name.replace('_', '-')} must be {rule}, got {getattr(cfg, name)}")
+    if cfg.auto_augment:
+        from timm.data import create_transform
+        try: create_transform(224, is_training=True, auto_augment=cfg.auto_augment)
+        except Exception as e: raise CLIError(f"--auto-augment {cfg.auto_augment!r} is not a timm policy (e.g. rand-m9-mstd0.5-inc1): {one_line(e)}") from None
+    check_out_folder(cfg.out)
     if cfg.resume and cfg.overwrite: raise CLIError("--resume and --overwrite contradict each other: pass one")
     try: train_dtype(cfg.dtype, resolve_device(cfg.device))
     except (RuntimeError, ValueError) as e: raise CLIError(str(e)) from None
     try: data = Path(cfg.data).expanduser() if cfg.data else asset_path("imagenet-sample-1000")
     except AssetsNotFoundError as e: raise CLIError(f"no --data given and {e}") from None
     n = _check_images(data, cfg.limit, "data", world)
+    try: check_image_files(labelled_images(data, cfg.limit))
+    except ValueError as e: raise CLIError(f"--data {data}: {e}") from None
     if cfg.batch_size % world: raise CLIError(f"--batch-size {cfg.batch_size} does not split evenly over {world} processes")
     if n < cfg.batch_size: raise CLIError(f"{n} training images are fewer than one batch (--batch-size {cfg.batch_size})")
     if cfg.val: _check_images(Path(cfg.val).expanduser(), cfg.val_limit, "val", 1)
@@ -831,14 +877,16 @@ def check_train_options(cfg: TrainConfig, world: int) -> None:
 
 def check_eval_options(cfg: EvalConfig, world: int) -> None:
     "The checks of `tome_nb eval` that need no process group; a `CLIError` in one line."
-    from tome_nb.cli import CLIError, check_model_name
+    from tome_nb.cli import CLIError, check_model_name, check_output
     if cfg.batch_size < 1: raise CLIError(f"--batch-size must be at least 1, got {cfg.batch_size}")
     if cfg.weights and not Path(cfg.weights).expanduser().is_file(): raise CLIError(f"--weights file not found: {cfg.weights}")
     try: name, rs, folder = eval_setup(cfg)
     except (AssetsNotFoundError, ValueError) as e: raise CLIError(str(e).splitlines()[0]) from None
     check_model_name(name)
     _check_images(folder, cfg.limit, "data", world)
-    if cfg.csv and not Path(cfg.csv).expanduser().resolve().parent.is_dir(): raise CLIError(f"--csv: folder does not exist for {cfg.csv}")
+    if cfg.csv: check_output(cfg.csv, "--csv", cfg.overwrite)
+    try: check_image_files(labelled_images(folder, cfg.limit))
+    except ValueError as e: raise CLIError(f"--data {folder}: {e}") from None
 
 def _train_checked(cfg: TrainConfig) -> None:
     check_train_options(cfg, _world(1)); train(cfg)
@@ -851,11 +899,12 @@ def run_process(command: str, # the subcommand, for the error line
                 cfg: Any, # its options
                ) -> int:
     "One process of a command: run `fn(cfg)`; a mistake is printed in one line (by rank 0 only) and gives exit status 2."
-    from tome_nb.cli import CLIError
+    from tome_nb.cli import CLIError, one_line
     try:
         fn(cfg); return 0
-    except (CLIError, AssetsNotFoundError, CheckpointError, RunDirError, ValueError) as e:
-        if int(os.environ.get("RANK", "0")) == 0: print(f"tome_nb {command}: error: {str(e).splitlines()[0]}", file=sys.stderr, flush=True)
+    except (CLIError, AssetsNotFoundError, CheckpointError, RunDirError, ValueError, OSError, RuntimeError) as e:
+        if os.environ.get("TOME_NB_DEBUG") and not isinstance(e, CLIError): raise
+        if int(os.environ.get("RANK", "0")) == 0: print(f"tome_nb {command}: error: {one_line(e)}", file=sys.stderr, flush=True)
         return 2
     finally: close_distributed()
 
