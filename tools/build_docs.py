@@ -9,7 +9,12 @@ registries. This builds an equivalent offline site from the same inputs:
 2. nbconvert renders each processed notebook to HTML with its `lab` template, extended in
    tools/docs_template/ with the site's navbar and the sidebar from nbs/sidebar.yml;
 3. MathJax 3 is vendored from the `sphinx-mathjax-offline` package on PyPI (no CDN), figures stay embedded
-   as data URIs, and links to notebooks point to the rendered pages.
+   as data URIs with alt text (from the text that introduces them), and links to notebooks point to the
+   rendered pages;
+4. links to the hosts named in settings.ini (`doc_host`, `git_url`), which serve nothing for this offline
+   copy, become links to the local pages (symbols) or plain source references (file and line);
+5. a client-side search: `_static/search_index.js` (one entry per section of every page) and
+   `_static/search.js` (the box in the navbar), no server and no CDN.
 
     python tools/build_docs.py            # -> _docs/index.html, _docs/<chapter>.html, _docs/_static/
 """
@@ -45,13 +50,38 @@ def options(cell) -> dict:
     return opts
 
 
+def plain_text(md: str) -> str:
+    "Markdown to one line of plain text: no emphasis, code ticks, link targets, maths delimiters or headings."
+    md = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", md)
+    md = re.sub(r"^#+\s*", "", md, flags=re.M)
+    md = re.sub(r"[*_`$]|<[^>]+>", "", md)
+    return re.sub(r"\s+", " ", md).strip()
+
+
+def figure_alt(intro: str, n: int) -> str:
+    "Alt text for the `n`-th figure of a cell: the first sentences of the markdown that introduces it."
+    text = plain_text(intro) or "A figure drawn by the code above"
+    sentences = re.split(r"(?<=[.:;])\s+", text)
+    alt = ""
+    for s_ in sentences:
+        if len(alt) + len(s_) > 280 and alt: break
+        alt = (alt + " " + s_).strip()
+    alt = alt[:300].rstrip(":;, ")
+    return f"Figure: {alt}" + (f" (panel {n + 1})" if n else "")
+
+
 def prepare(nb) -> tuple:
-    "Title and description from the frontmatter; apply echo/output/include options; strip directive lines."
+    "Title and description from the frontmatter; apply echo/output/include options; strip directive lines; alt text."
     import yaml
     title, desc = None, None
     nb.metadata.pop("widgets", None)          # widget state stored by nbdev's show_doc run: no widgets on these pages
-    cells = []
+    cells, intro = [], ""
     for c in nb.cells:
+        if c.cell_type == "markdown": intro = c.source
+        if c.cell_type == "code":
+            pngs = [o for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+            for n, o in enumerate(pngs):
+                o.setdefault("metadata", {}).setdefault("image/png", {})["alt"] = figure_alt(intro, n)
         if c.cell_type == "raw" and c.source.lstrip().startswith("---"):
             fm = yaml.safe_load(c.source.strip().strip("-")) or {}
             title, desc = fm.get("title", title), fm.get("description", desc)
@@ -101,6 +131,37 @@ def vendor_mathjax() -> str:
     return "_static/mathjax/tex-svg-full.js"
 
 
+def search_entries(body: str, page: str, page_title: str) -> list:
+    "One search entry per section (h1-h3 with an id) of a rendered page: url, title, text (capped)."
+    from bs4 import BeautifulSoup
+    main = BeautifulSoup(body, "html.parser").find("main")
+    if main is None: return []
+    for t in main.find_all(["script", "style", "img"]): t.decompose()
+    entries, cur = [], dict(url=page, title=page_title, parts=[])
+    for el in main.descendants:
+        if getattr(el, "name", None) in ("h1", "h2", "h3") and el.get("id"):
+            entries.append(cur)
+            head = el.get_text(" ", strip=True).rstrip("¶").strip()
+            cur = dict(url=f"{page}#{el['id']}", title=f"{page_title} › {head}", parts=[])
+        elif isinstance(el, str) and el.parent.name not in ("h1", "h2", "h3"):
+            cur["parts"].append(el)
+    entries.append(cur)
+    out = []
+    for e in entries:
+        text = re.sub(r"\s+", " ", " ".join(e.pop("parts"))).strip()[:6000]
+        if text or e["url"] == page: out.append(dict(e, text=text))
+    return out
+
+
+def fix_anchor(page: str, anchor: str, ids: dict) -> str:
+    """A symbol link made to this site's anchors: nbdev lower-cases them (Quarto's ids), nbconvert keeps the case;
+    a symbol with no section of its own (a private helper) links to its page."""
+    have = ids.get(page, set())
+    if anchor in have: return f'href="{page}#{anchor}"'
+    same = [i for i in have if i.lower() == anchor.lower()]
+    return f'href="{page}#{same[0]}"' if same else f'href="{page}"'
+
+
 def main() -> int:
     import nbformat
     from nbconvert import HTMLExporter
@@ -116,6 +177,7 @@ def main() -> int:
     mathjax = vendor_mathjax()
     shutil.copy(NBS / "styles.css", OUT / "_static" / "styles.css")
     shutil.copy(TEMPLATE_BASE / "site.css", OUT / "_static" / "site.css")
+    shutil.copy(TEMPLATE_BASE / "static" / "search.js", OUT / "_static" / "search.js")
     files = [f for item in sidebar() for f in ([item[1]] if item[0] == "page" else item[2])]
     missing = [f for f in files if not (PROC / f).exists()]
     if missing: print(f"sidebar.yml names notebooks that do not exist: {missing}"); return 1
@@ -132,6 +194,8 @@ def main() -> int:
     from nbdev.config import get_config
     cfg_ = get_config()
     site = f"{cfg_.doc_host}{cfg_.doc_baseurl}".rstrip("/")
+    src = f"{cfg_.git_url}/blob/{cfg_.branch}/".replace("//blob", "/blob")
+    index, bodies = [], {}
     local = {re.sub(r"^\d+[a-zA-Z0-9]*_", "", Path(f).stem): Path(f).stem for f in files}
     for f, (nb, title, desc) in notebooks.items():
         name = page_name(f)
@@ -147,7 +211,20 @@ def main() -> int:
         # Pandoc link attributes from show_doc ([source](url){target=... style=...}) become HTML attributes
         body = re.sub(r'<a href="([^"]+)">([^<]+)</a>\{target="_blank" style="([^"]*)"\}',
                       r'<a href="\1" target="_blank" style="\3">\2</a>', body)
+        # show_doc's [source] links point at a repository host this offline copy cannot reach: name the file and line
+        body = re.sub(r'<a href="' + re.escape(src) + r'([^"#]+)(?:#L(\d+))?"[^>]*>source</a>',
+                      lambda m: f'<span class="source-ref">source: <code>{m.group(1)}</code>' + (f', line {m.group(2)}' if m.group(2) else '') + '</span>', body)
+        # nbdev's markdown links inside signature comments ([`name`](host/page.html#name)) keep their text
+        body = re.sub(r'\[([^\]\n]+)\]\((?:' + re.escape(site) + '|' + re.escape(cfg_.git_url) + r')[^)\s]*\)', r'\1', body)
+        # any other link to those hosts keeps its text and loses its target
+        body = re.sub(r'<a href="(?:' + re.escape(site) + '|' + re.escape(cfg_.git_url) + r')[^"]*"[^>]*>(.*?)</a>', r'\1', body, flags=re.S)
+        bodies[name] = (body, title or Path(f).stem)
+    ids = {n: set(re.findall(r'\sid="([^"]+)"', b)) for n, (b, _) in bodies.items()}
+    for name, (body, title) in bodies.items():
+        body = re.sub(r'href="([\w-]+\.html)#([^"]+)"', lambda m: fix_anchor(m.group(1), m.group(2), ids), body)
+        index += search_entries(body, name, title)
         (OUT / name).write_text(body)
+    (OUT / "_static" / "search_index.js").write_text("window.TOME_NB_SEARCH = " + json.dumps(index, ensure_ascii=False) + ";\n")
     (OUT / "_site.json").write_text(json.dumps({"pages": [page_name(f) for f in files], "titles": titles}, indent=1))
     shutil.rmtree(PROC, ignore_errors=True)
     print(f"built {len(files)} pages into {OUT.relative_to(ROOT)}/ in {time.time() - t0:.0f}s")
