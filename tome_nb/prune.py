@@ -20,15 +20,16 @@ from .similarity import attention_qkv
 from .train import UNCHECKED_OPTIONS, FitConfig, History, fit, kl_to_teacher, train_transform
 
 # %% auto #0
-__all__ = ['PRUNING_BUDGET', 'METHODS', 'keep_tokens', 'dynamicvit_ratios', 'block_token_counts', 'RandomDrop',
-           'apply_random_drop', 'apply_tome_drop', 'class_attention', 'EViTFuse', 'evit_schedule', 'apply_evit',
-           'measured_gflops', 'pruning_dataset', 'train_loader', 'distill_loss', 'keep_ratio_loss',
-           'keep_ratio_penalty', 'PrunerTraining', 'PruningLoss', 'fit_pruner', 'cache_dir', 'budget_settings',
-           'training_settings', 'cache_path', 'cached_modules', 'apply_method', 'KeepPredictor', 'predictor_macs',
-           'DynamicViTPrune', 'apply_dynamicvit', 'dynamicvit_train_forward', 'train_dynamicvit', 'cached_dynamicvit',
-           'HaltingState', 'halting_scores', 'apply_avit', 'avit_depths', 'avit_train_forward', 'depth_prior',
-           'train_avit', 'cached_avit', 'TokenSelector', 'selector_macs', 'package_tokens', 'SPViTPrune', 'apply_spvit',
-           'spvit_train_forward', 'train_spvit', 'cached_spvit']
+__all__ = ['PRUNING_BUDGET', 'TRAINING_METRICS', 'METHODS', 'keep_tokens', 'dynamicvit_ratios', 'block_token_counts',
+           'RandomDrop', 'apply_random_drop', 'apply_tome_drop', 'class_attention', 'EViTFuse', 'evit_schedule',
+           'apply_evit', 'measured_gflops', 'pruning_dataset', 'train_loader', 'distill_loss', 'keep_ratio_loss',
+           'keep_ratio_penalty', 'PrunerTraining', 'PruningLoss', 'fit_pruner', 'training_run_label',
+           'plot_training_curves', 'cache_dir', 'budget_settings', 'training_settings', 'cache_path', 'cached_modules',
+           'apply_method', 'KeepPredictor', 'predictor_macs', 'DynamicViTPrune', 'apply_dynamicvit',
+           'dynamicvit_train_forward', 'train_dynamicvit', 'cached_dynamicvit', 'HaltingState', 'halting_scores',
+           'apply_avit', 'avit_depths', 'avit_train_forward', 'depth_prior', 'train_avit', 'cached_avit',
+           'TokenSelector', 'selector_macs', 'package_tokens', 'SPViTPrune', 'apply_spvit', 'spvit_train_forward',
+           'train_spvit', 'cached_spvit']
 
 # %% ../nbs/09_pruning.ipynb #fbf6e161
 def keep_tokens(P: int, # protected prefix length (always kept, in front)
@@ -276,6 +277,40 @@ def fit_pruner(backbone: nn.Module, # the timm ViT (unpatched); trained only if 
         for p, f in zip(backbone.parameters(), flags): p.requires_grad_(f)
         backbone.eval(); learned.eval()
     return hist
+
+# %% ../nbs/09_pruning.ipynb #5a99465f
+TRAINING_METRICS = {"kl": "KL to the unpruned model", "agree": "agreement with the unpruned model", "loss": "training loss",
+                    "ce": "cross-entropy", "penalty": "keep-ratio or ponder penalty", "mean_depth": "mean halting depth"}
+
+def training_run_label(row: dict) -> str:
+    "The run a training-log or comparison row belongs to: its setting, plus `prop. attention` where it was on."
+    prop = str(row.get("prop_attn", "False")) == "True" or "prop." in str(row.get("method", ""))
+    return str(row["setting"]) + (" prop. attention" if prop else "")
+
+def plot_training_curves(rows: Sequence[dict], # per-epoch rows of a training log (pruning_training_<method>.csv)
+                         metrics: Sequence[str] = ("kl", "agree"), # logged columns to draw, one panel each
+                         top1: Optional[Dict[str, float]] = None, # top-1 reached by each run (`training_run_label`), for the legend
+                         title: str = "", # figure title
+                        ):
+    "One panel per logged quantity, one line per run, against the epoch; returns the figure."
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+    if not rows: raise ValueError("plot_training_curves: no rows (has the training run written its log?)")
+    missing = [m for m in metrics if m not in rows[0]]
+    if missing: raise ValueError(f"plot_training_curves: the log has no column {missing}; it has {sorted(rows[0])}")
+    runs: Dict[str, List[dict]] = {}
+    for r in rows: runs.setdefault(training_run_label(r), []).append(r)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.4), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        for label, rs in runs.items():
+            rs = sorted(rs, key=lambda r: int(r["epoch"]))
+            extra = f" (top-1 {top1[label]:.2f})" if top1 and label in top1 else ""
+            ax.plot([int(r["epoch"]) for r in rs], [float(r[m]) for r in rs], "o-", label=label + extra)
+        ax.set(xlabel="epoch", title=TRAINING_METRICS.get(m, m)); ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0][0].legend(fontsize=8)
+    if title: fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/09_pruning.ipynb #108f4cad
 def cache_dir() -> Path:
