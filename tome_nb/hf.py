@@ -19,9 +19,10 @@ from .patch import PatchConfig, ReduceInput, Schedule, ToMeReduce, _PatchedModel
 # %% auto #0
 __all__ = ['HF_EXTRA', 'MIN_TRANSFORMERS', 'HF_LAYERS', 'HF_ATTENTIONS', 'HF_BACKBONES', 'HF_MODELS', 'ATTN_IMPLEMENTATIONS',
            'HF_TARGETS', 'require_transformers', 'is_hf_model', 'hf_backbone', 'hf_layers', 'hf_num_protected',
-           'hf_check_supported', 'check_mha', 'mha_qkv', 'mha_forward', 'hf_eager_attention', 'hf_apply_patch',
-           'hf_num_input_tokens', 'hf_token_counts', 'hf_gflops', 'check_timm_convertible', 'hf_config_from_timm',
-           'timm_depth', 'block_params', 'timm_to_hf_state_dict', 'hf_from_timm', 'library_sweep', 'Logits']
+           'hf_check_supported', 'check_mha', 'mha_qkv', 'mha_forward', 'hf_eager_attention', 'masks_nothing',
+           'hf_apply_patch', 'hf_num_input_tokens', 'hf_token_counts', 'hf_gflops', 'check_timm_convertible',
+           'hf_config_from_timm', 'timm_depth', 'block_params', 'timm_to_hf_state_dict', 'hf_from_timm',
+           'library_sweep', 'Logits']
 
 # %% ../nbs/05b_transformers.ipynb #57ea47dc
 HF_EXTRA = "pip install 'tome_nb[hf]'"
@@ -193,6 +194,7 @@ class _HFRun:
     def start(self, x: Tensor) -> None:
         "Fresh sizes (and source map) for a forward whose first layer receives `x` [B, N, C]."
         self.size, self.qkv, self.rs = None, None, parse_r(self.num_layers, self.cfg.r)
+        self.entry: Dict[int, Tuple[Optional[Tensor], Optional[Tensor]]] = {}   # (size, source) entering each layer
         self.source = (torch.eye(x.shape[1], device=x.device, dtype=x.dtype)[None].expand(x.shape[0], -1, -1)
                        if self.cfg.trace_source else None)                                      # [B, N, N]
 
@@ -239,16 +241,32 @@ def _branch(module: nn.Module, names: Sequence[str], x: Tensor) -> Tensor:
     for n in names: x = getattr(module, n)(x)
     return x
 
+def masks_nothing(mask: Optional[Tensor]) -> bool:
+    "Whether an attention mask lets every query see every key: None, all True (boolean) or all 0 (additive)."
+    if mask is None: return True
+    return bool(mask.all()) if mask.dtype == torch.bool else bool((mask == 0).all())
+
 class _ToMeHFLayer:
     "Replaces the forward of a transformers pre-norm layer: attention, token merging, then the MLP."
     def forward(self, hidden_states: Tensor, attention_mask: Optional[Tensor] = None, **kwargs: Any) -> Tensor:
         run, i = self._tome_run, self._tome_index
-        if attention_mask is not None:
-            raise NotImplementedError("a token-merged model takes no attention_mask: the token count changes from layer to layer")
-        if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-            raise NotImplementedError("gradient checkpointing is not supported on a token-merged transformers model "
-                                      "(the replayed layers would see later sizes); call model.activation_checkpointing_disable()")
-        if i == 0: run.start(hidden_states)
+        if not masks_nothing(attention_mask):
+            raise NotImplementedError("a token-merged transformers model takes no attention mask that hides tokens (padding): "
+                                      "merging would mix padded tokens into real ones; None or an all-true mask is fine")
+        # Gradient checkpointing replays this layer in the backward pass, after later layers have moved the run's sizes
+        # and source map on: the replay runs on the state that entered the layer the first time, and leaves the run as it was.
+        replay = torch._C._current_graph_task_id() != -1 and bool(getattr(self, "gradient_checkpointing", False))
+        if replay:
+            later = (run.size, run.source)
+            run.size, run.source = run.entry[i]
+        else:
+            if i == 0: run.start(hidden_states)
+            run.entry[i] = (run.size, run.source)
+        try: return self._tome_layer(hidden_states, run, i, **kwargs)
+        finally:
+            if replay: run.size, run.source = later
+
+    def _tome_layer(self, hidden_states: Tensor, run: _HFRun, i: int, **kwargs: Any) -> Tensor:
         norm1, attn, post1, norm2, mlp, post2 = HF_LAYERS[self._tome_orig_class.__name__]
         x = hidden_states                                                          # [B, N, C]
         o, _ = getattr(self, attn)(hidden_states=getattr(self, norm1)(x), attention_mask=None, **kwargs)
@@ -275,6 +293,13 @@ class _ToMeHFModel(_PatchedModel):
     "Methods of a transformers vision model while Token Merging is applied (`r`, `tome_size`, `tome_source`: chapter 05)."
     def _tome_num_blocks(self) -> int: return self._tome_run.num_layers
     def _tome_last(self) -> dict: return dict(size=self._tome_run.size, source=self._tome_run.source)
+
+    def save_pretrained(self, *args: Any, **kwargs: Any) -> Any:
+        "Save exactly as the unpatched model would (its class names, weight keys, config); `r` is not saved: patch again after loading."
+        cfg = self._tome_cfg
+        self._tome_unpatch()
+        try: return self.save_pretrained(*args, **kwargs)                 # transformers' own, on the original classes
+        finally: hf_apply_patch(self, cfg.r, cfg.trace_source, cfg.prop_attn, cfg.extra.get("metric", "keys"))
 
     def _tome_unpatch(self) -> nn.Module:
         "Give every patched module its class back and drop the patch's attributes."

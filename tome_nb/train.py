@@ -248,8 +248,8 @@ def train_step(model: nn.Module, # the model being trained (maybe DDP-wrapped)
     loss.backward()
     out = dict(loss=loss.item(), lr=lr, **logs)
     finite = torch.tensor(float(math.isfinite(out["loss"])), device=images.device)
-    if torch.distributed.is_available() and torch.distributed.is_initialized():      # every process stops, or none
-        torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+    if isinstance(model, nn.parallel.DistributedDataParallel):                        # every process stops, or none
+        torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)     # (a DDP step is collective anyway)
     if not finite.item():
         raise NonFiniteLoss(f"the loss is {out['loss']} at this step (learning rate {lr:.3g}); stopped before the update, "
                             "nothing from this step was saved: lower --lr, check --temperature and the data")
