@@ -316,7 +316,7 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=PRUNING_BUDGET.epochs,
                    help="training epochs of the learned methods (DynamicViT, SP-ViT, A-ViT) (default: %(default)s)")
     p.add_argument("--runs", type=int, default=5, help="interleaved throughput rounds (default: %(default)s)")
-    p.add_argument("--throughput-only", action="store_true", help="skip accuracy (e.g. for a GPU throughput table)")
+    p.add_argument("--throughput-only", action="store_true", help="throughput only: no accuracy, and nothing trained (DynamicViT/SP-ViT with untrained predictors, whose cost is fixed by their keep ratios; no A-ViT)")
     p.add_argument("--csv", default="comparison.csv", metavar="PATH", help="CSV to write (default: %(default)s)")
     p.add_argument("--plot", default=None, metavar="PATH", help="plot to write (default: the CSV path with .png)")
     p.add_argument("--overwrite", action="store_true", help="replace the CSV and the plot if they exist (default: refuse)")

@@ -34,8 +34,10 @@ def comparison_variants(model: nn.Module, # the unpatched model with real weight
                         spvit_prop: bool = True, # also SP-ViT trained and run with proportional attention
                         budget: FitConfig = PRUNING_BUDGET, # the training budget of the learned methods
                         progress: bool = True, # progress bars while training
+                        trained: bool = True, # False: for throughput only, untrained DynamicViT/SP-ViT predictors, no A-ViT
                        ) -> Dict[str, Tuple[str, str, nn.Module]]:
     "name -> (method, setting, patched copy of the model) for every method of the comparison."
+    if not trained: return _untrained_variants(model, rs, evit_keep, dynamicvit_keep, spvit_keep)
     budget = replace(budget, progress=progress)
     out = {"baseline": ("baseline", "-", copy.deepcopy(model))}
     for r in rs:
@@ -57,6 +59,22 @@ def comparison_variants(model: nn.Module, # the unpatched model with real weight
         tuned, hs, _ = cached_avit(model, d, name, budget)
         out[f"avit depth={d} masked"] = ("avit (masked)", f"depth={d}", apply_avit(copy.deepcopy(tuned), hs, compact=False))
         out[f"avit depth={d} compact"] = ("avit (compacted)", f"depth={d}", apply_avit(copy.deepcopy(tuned), hs, compact=True))
+    return out
+
+def _untrained_variants(model: nn.Module, rs: Sequence[int], evit_keep: Sequence[float], dynamicvit_keep: Sequence[float],
+                        spvit_keep: Sequence[float]) -> Dict[str, Tuple[str, str, nn.Module]]:
+    """The variants for a throughput measurement, with nothing trained: DynamicViT's and SP-ViT's keep counts are fixed
+    by their ratios, so their cost does not depend on what the predictors learned; A-ViT's does (when tokens halt), so it is left out."""
+    from tome_nb.dynamicvit import KeepPredictor
+    from tome_nb.spvit import TokenSelector
+    out = comparison_variants(model, "", rs, evit_keep, (), (), (), spvit_prop=False)
+    heads = model.blocks[0].attn.num_heads
+    for k in dynamicvit_keep:
+        preds = nn.ModuleList([KeepPredictor(model.embed_dim) for _ in range(3)])
+        out[f"dynamicvit keep={k}"] = ("dynamicvit", f"keep={k}", apply_dynamicvit(copy.deepcopy(model), preds, k))
+    for k in spvit_keep:
+        sels = nn.ModuleList([TokenSelector(model.embed_dim, heads) for _ in range(3)])
+        out[f"spvit keep={k}"] = ("spvit", f"keep={k}", apply_spvit(copy.deepcopy(model), sels, k))
     return out
 
 # %% ../nbs/10_comparison.ipynb #f14b5e58
@@ -85,7 +103,7 @@ def run_comparison(model_name: str = "deit_tiny_patch16_224", # timm model with 
                    dtype: str = "float32", # dtype for the throughput measurement
                    budget: FitConfig = PRUNING_BUDGET, # the training budget of the learned methods
                    runs: int = 5, # interleaved throughput rounds
-                   accuracy: bool = True, # measure accuracy (needs `data`)
+                   accuracy: bool = True, # measure accuracy (needs `data`); False: throughput only, nothing trained (see below)
                    throughput: bool = True, # measure throughput
                    variants: Optional[Dict] = None, # precomputed `comparison_variants` (default: built here)
                    progress: bool = True, # progress bars
@@ -97,7 +115,8 @@ def run_comparison(model_name: str = "deit_tiny_patch16_224", # timm model with 
     check_comparison_inputs(model_name, data, limit, batch_size, runs, budget)
     dev = resolve_device(device)
     model = create_model(model_name).to(dev)
-    variants = variants or comparison_variants(model, model_name, budget=budget, progress=progress)
+    trained = accuracy or variants is not None                      # a throughput-only run trains nothing (untrained predictors)
+    variants = variants or comparison_variants(model, model_name, budget=budget, progress=progress, trained=trained)
     models = {k: m.to(dev) for k, (_, _, m) in variants.items()}
     loader = image_loader(data or asset_path("imagenet-val-1300"), model, batch_size=batch_size, limit=limit)
     x = next(iter(loader))[0].to(dev)
@@ -116,7 +135,8 @@ def run_comparison(model_name: str = "deit_tiny_patch16_224", # timm model with 
         for row in rows:
             row.update(img_s=round(res[row["name"]]["img_s"], 3), speedup=round(res[row["name"]]["img_s"] / res["baseline"]["img_s"], 4))
     info = run_info(dev, dtype, batch_size)
-    budget_cols = dict(train_epochs=budget.epochs, train_batch=budget.batch_size)
+    budget_cols = (dict(train_epochs=budget.epochs, train_batch=budget.batch_size) if trained
+                   else dict(predictors="untrained (throughput only)"))
     return [dict(**row, **info, **budget_cols) for row in rows]
 
 def comparison_table(rows: List[dict], # comparison rows

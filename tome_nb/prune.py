@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from .flops import vit_macs_counts
 from .patch import ReduceInput, ToMeReduce, model_mlp_ratio, num_input_tokens, Schedule, patch_model
 from .similarity import attention_qkv
-from .train import UNCHECKED_OPTIONS, FitConfig, History, fit, kl_to_teacher, train_transform
+from .train import UNCHECKED_OPTIONS, FitConfig, History, fit, kl_to_teacher, named_config, train_transform
 
 # %% auto #0
 __all__ = ['PRUNING_BUDGET', 'TRAINING_METRICS', 'METHODS', 'keep_tokens', 'dynamicvit_ratios', 'block_token_counts',
@@ -167,8 +167,9 @@ def measured_gflops(model: nn.Module, # a timm ViT, patched with any method or n
     return (sum(macs.values()) + extra) / 1e9
 
 # %% ../nbs/09_pruning.ipynb #9b49ac5e
-PRUNING_BUDGET = FitConfig(epochs=3, batch_size=32, lr=1e-3, min_lr=1e-6, warmup_steps=None, weight_decay=0.05,
-                           clip_grad=1.0, seed=0, progress=False, verbose=False)   # the training budget of every learned method
+PRUNING_BUDGET = named_config(FitConfig(epochs=3, batch_size=32, lr=1e-3, min_lr=1e-6, warmup_steps=None, weight_decay=0.05,
+                                        clip_grad=1.0, seed=0, progress=False, verbose=False),
+                              "PRUNING_BUDGET")                                  # the training budget of every learned method
 
 def pruning_dataset(model: nn.Module, # the model whose preprocessing (size, normalization) to use
                     folder: Optional[str | Path] = None, # labelled training images (default: the assets' imagenet-sample-1000)

@@ -28,11 +28,12 @@ __all__ = ['CKPT_FORMAT', 'RUN_FILES', 'UNCHECKED_OPTIONS', 'TRAINABLE', 'DEFAUL
            'launch_local', 'derived_seed', 'sample_seed', 'step_seed', 'SeededSamples', 'StepSampler',
            'train_transform', 'WarmupCosine', 'kl_to_teacher', 'DistillLoss', 'NonFiniteLoss', 'train_step',
            'CheckpointError', 'unwrap', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint', 'checkpoints',
-           'save_weights', 'weights_meta', 'RunDirError', 'check_run_dir', 'prepare_run_dir', 'FitConfig', 'History',
-           'train_dtype', 'param_groups', 'fit', 'plot_training', 'TrainConfig', 'set_trainable', 'training_items',
-           'training_model', 'run_fingerprint', 'train', 'EvalConfig', 'eval_setup', 'eval_schedules', 'add_train_args',
-           'add_eval_args', 'check_out_folder', 'check_train_options', 'check_eval_options', 'run_process', 'run_train',
-           'run_eval', 'interleaved', 'make_train_step', 'train_throughput', 'ddp_throughput']
+           'save_weights', 'weights_meta', 'RunDirError', 'check_run_dir', 'prepare_run_dir', 'FitConfig',
+           'named_config', 'History', 'train_dtype', 'param_groups', 'fit', 'plot_training', 'TrainConfig',
+           'set_trainable', 'training_items', 'training_model', 'run_fingerprint', 'train', 'EvalConfig', 'eval_setup',
+           'eval_schedules', 'add_train_args', 'add_eval_args', 'check_out_folder', 'check_train_options',
+           'check_eval_options', 'run_process', 'run_train', 'run_eval', 'interleaved', 'make_train_step',
+           'train_throughput', 'ddp_throughput']
 
 # %% ../nbs/12_training.ipynb #fccbb804
 def parse_schedule(text: str, # `R`, `R1,R2,...` (one per block, the rest 0) or `R:INFLECT`
@@ -391,7 +392,7 @@ def weights_meta(path: str | Path) -> dict:
 
 # %% ../nbs/12_training.ipynb #a7a87e50
 RUN_FILES = ("run.json", "log.csv", "epochs.csv", "curves.png", "model.safetensors", "checkpoints")
-UNCHECKED_OPTIONS = ("out", "resume", "overwrite", "progress", "print_every", "workers", "device", "keep", "ckpt_every", "nproc")
+UNCHECKED_OPTIONS = ("out", "resume", "resume_anyway", "overwrite", "progress", "print_every", "workers", "device", "keep", "ckpt_every", "nproc")
 
 class RunDirError(ValueError):
     "A run folder that cannot be used as asked."
@@ -400,8 +401,9 @@ def check_run_dir(out: str | Path, # the run folder
                   config: dict, # this command's options
                   resume: bool = False, # continue the run in `out`
                   overwrite: bool = False, # start the run in `out` over
+                  anyway: bool = False, # resume even with settings that differ from the run's ('resume-anyway')
                  ) -> str:
-    "What to do with `out`: 'new', 'resume' or 'overwrite'; a one-line `RunDirError` when it is not ours to use. Writes nothing."
+    "What to do with `out`: 'new', 'resume', 'resume-anyway' or 'overwrite'; a one-line `RunDirError` when it is not ours to use. Writes nothing."
     out = Path(out)
     if out.exists() and not out.is_dir(): raise RunDirError(f"--out {out} is a file, not a folder")
     if not out.exists() or not any(out.iterdir()): return "new"
@@ -410,7 +412,9 @@ def check_run_dir(out: str | Path, # the run folder
     if resume:
         old = json.loads((out / "run.json").read_text())["config"]
         diff = [k for k in config if k not in UNCHECKED_OPTIONS and old.get(k) != config[k]]
-        if diff: raise RunDirError(f"cannot resume {out}: it was started with {_describe(old, diff)}; this command has {_describe(config, diff)}")
+        if diff and anyway: return "resume-anyway"
+        if diff: raise RunDirError(f"cannot resume {out}: it was started with {_describe(old, diff)}; this command has "
+                                   f"{_describe(config, diff)} (--resume-anyway continues it with this command's settings)")
         return "resume"
     if overwrite: return "overwrite"
     raise RunDirError(f"--out {out} already holds a run: pass --resume to continue it or --overwrite to start it over")
@@ -431,9 +435,12 @@ def prepare_run_dir(out: str | Path, # the run folder
     for stale in list(out.glob(".*.tmp*")) + list((out / "checkpoints").glob(".*.tmp*")):
         stale.unlink(missing_ok=True)                        # half-written files of a run killed while saving
     if action != "resume" or not (out / "run.json").is_file():
+        record = dict(config=config, run_info=run_info(device, config.get("dtype", "float32"), config.get("batch_size")), command=sys.argv)
+        if action == "resume-anyway":                        # the settings change from here on: keep what they were
+            old = json.loads((out / "run.json").read_text())
+            record["earlier"] = old.get("earlier", []) + [dict(config=old["config"], command=old.get("command"))]
         tmp = out / ".run.json.tmp"
-        tmp.write_text(json.dumps(dict(config=config, run_info=run_info(device, config.get("dtype", "float32"), config.get("batch_size")),
-                                       command=sys.argv), indent=1)); tmp.replace(out / "run.json")
+        tmp.write_text(json.dumps(record, indent=1)); tmp.replace(out / "run.json")
     return out
 
 # %% ../nbs/12_training.ipynb #235459d3
@@ -456,6 +463,20 @@ class FitConfig:
     progress: bool = True                    # a progress bar (rank 0 only)
     print_every: int = 0                     # also print a line every k steps (0: never)
     verbose: bool = True                     # print one line per epoch (rank 0)
+
+    def __repr__(self) -> str:
+        "A named configuration (`named_config`) shows its name, as in the docs' signatures; any other, its fields."
+        name = _NAMED_CONFIGS.get(id(self))
+        return name or f"{type(self).__name__}(" + ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)) + ")"
+
+_NAMED_CONFIGS: Dict[int, str] = {}
+
+def named_config(cfg: FitConfig, # a configuration shared as a module constant
+                 name: str, # the constant's name
+                ) -> FitConfig:
+    "Name a shared configuration, so a signature that defaults to it reads `budget=NAME`; copies (`replace`) show their fields."
+    _NAMED_CONFIGS[id(cfg)] = name
+    return cfg
 
 @dataclass
 class History:
@@ -488,6 +509,7 @@ def fit(model: nn.Module, # the model, trained in place (any nn.Module)
         params: Optional[Sequence] = None, # parameters or param groups to train (default: `param_groups(model)`)
         val_fn: Optional[Callable[[nn.Module], Dict[str, float]]] = None, # run on every process after each epoch
         meta: Optional[dict] = None, # the run's identity (model, r): stored in checkpoints, checked on resume
+        expect: Optional[dict] = None, # what a checkpoint must match to be resumed (default: `meta`)
        ) -> History:
     "Train `model` with AdamW, warm-up + cosine, autocast, clipping, checkpoints and exact resume; DDP when in a process group."
     from torch.nn.parallel import DistributedDataParallel
@@ -508,7 +530,7 @@ def fit(model: nn.Module, # the model, trained in place (any nn.Module)
     step, rows, erows, elapsed = 0, [], [], 0.0
     found = checkpoints(out / "checkpoints") if (resume and out is not None) else []
     if found:
-        m = load_checkpoint(found[-1], model, opt, sched, expect=meta)
+        m = load_checkpoint(found[-1], model, opt, sched, expect=meta if expect is None else expect)
         step = m["step"]
         if (out / "log.csv").is_file(): rows = [r for r in read_csv(out / "log.csv") if r["step"] <= step]
         if (out / "epochs.csv").is_file(): erows = [r for r in read_csv(out / "epochs.csv") if r["step"] <= step]
@@ -613,6 +635,7 @@ class TrainConfig(FitConfig):
     reprob: float = 0.0                      # random erasing probability
     out: Optional[str] = None                # the run folder
     resume: bool = False                     # continue the run in `out`
+    resume_anyway: bool = False              # continue it even if the settings differ from its own (recorded in run.json)
     overwrite: bool = False                  # start the run in `out` over
 
     def run_config(self) -> dict:
@@ -676,12 +699,14 @@ def train(cfg: TrainConfig) -> History:
         def val_fn(m):
             res = evaluate(m, val_loader, device=info.device, progress=False)[0]
             return dict(val_top1=res["top1"], val_top5=res["top5"])
-    action = check_run_dir(out, config, cfg.resume, cfg.overwrite)   # every process checks, before anyone writes
+    action = check_run_dir(out, config, cfg.resume or cfg.resume_anyway, cfg.overwrite, cfg.resume_anyway)   # every process, before anyone writes
     barrier(info)
     if info.main: prepare_run_dir(out, config, action, info.device)
     barrier(info)
     meta = dict(model=cfg.model, r=config["r"], trainable=cfg.trainable, run=run_fingerprint(config))
-    return fit(model, dataset, DistillLoss(teacher, cfg.alpha, cfg.temperature), cfg, out, action == "resume", val_fn=val_fn, meta=meta)
+    expect = dict(model=cfg.model) if action == "resume-anyway" else meta      # anyway: the weights must still fit the model
+    return fit(model, dataset, DistillLoss(teacher, cfg.alpha, cfg.temperature), cfg, out, action.startswith("resume"),
+               val_fn=val_fn, meta=meta, expect=expect)
 
 # %% ../nbs/12_training.ipynb #bed0f7f9
 @dataclass
@@ -779,6 +804,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--out", required=True, metavar="DIR", help="run folder: run.json, log.csv, epochs.csv, curves.png, checkpoints/, model.safetensors")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint (starts it if there is none)")
+    g.add_argument("--resume-anyway", action="store_true", help="resume even if this command's settings differ from the run's "
+                   "(the change is recorded in run.json); the model must be the same")
     g.add_argument("--overwrite", action="store_true", help="start the run in --out over (deletes that run's files only)")
     g.add_argument("--ckpt-every", type=int, default=d.ckpt_every, metavar="N", help="checkpoint every N steps, and at the end of every epoch (default: 0, epochs only)")
     g.add_argument("--keep", type=int, default=d.keep, metavar="N", help="checkpoints kept (default: %(default)s)")
@@ -857,7 +884,7 @@ def check_train_options(cfg: TrainConfig, world: int) -> None:
         try: create_transform(224, is_training=True, auto_augment=cfg.auto_augment)
         except Exception as e: raise CLIError(f"--auto-augment {cfg.auto_augment!r} is not a timm policy (e.g. rand-m9-mstd0.5-inc1): {one_line(e)}") from None
     check_out_folder(cfg.out)
-    if cfg.resume and cfg.overwrite: raise CLIError("--resume and --overwrite contradict each other: pass one")
+    if (cfg.resume or cfg.resume_anyway) and cfg.overwrite: raise CLIError("--resume and --overwrite contradict each other: pass one")
     try: train_dtype(cfg.dtype, resolve_device(cfg.device))
     except (RuntimeError, ValueError) as e: raise CLIError(str(e)) from None
     try: data = Path(cfg.data).expanduser() if cfg.data else asset_path("imagenet-sample-1000")
@@ -872,7 +899,7 @@ def check_train_options(cfg: TrainConfig, world: int) -> None:
     wm = weights_meta(cfg.weights) if cfg.weights else {}
     if wm.get("model") and wm["model"] != cfg.model:
         raise CLIError(f"--weights {cfg.weights} holds weights trained for {wm['model']}, not {cfg.model}")
-    try: check_run_dir(Path(cfg.out).expanduser(), cfg.run_config(), cfg.resume, cfg.overwrite)
+    try: check_run_dir(Path(cfg.out).expanduser(), cfg.run_config(), cfg.resume or cfg.resume_anyway, cfg.overwrite, cfg.resume_anyway)
     except RunDirError as e: raise CLIError(str(e)) from None
 
 def check_eval_options(cfg: EvalConfig, world: int) -> None:

@@ -172,27 +172,12 @@ def accuracy(run: Runner, cfg: dict) -> None:
 
 def comparison(run: Runner, cfg: dict) -> None:
     "Chapter 10's methods on the GPU, throughput only; DynamicViT/SP-ViT with untrained predictors (their keep counts are fixed)."
-    import torch
-    from torch import nn
-    from tome_nb.assets import create_model, write_csv
-    from tome_nb.comparison import comparison_variants, run_comparison
-    from tome_nb.dynamicvit import KeepPredictor, apply_dynamicvit
-    from tome_nb.spvit import TokenSelector, apply_spvit
+    from tome_nb.assets import write_csv
+    from tome_nb.comparison import run_comparison
     name = cfg["compare_model"]
-    model = create_model(name)
-    variants = comparison_variants(model, name, dynamicvit_keep=(), spvit_keep=(), avit_depths=(), progress=False)
-    for k in (0.8, 0.7):
-        preds = nn.ModuleList([KeepPredictor(model.embed_dim) for _ in range(3)])
-        variants[f"dynamicvit keep={k}"] = ("dynamicvit", f"keep={k}", apply_dynamicvit(copy.deepcopy(model), preds, k))
-        sels = nn.ModuleList([TokenSelector(model.embed_dim, model.blocks[0].attn.num_heads) for _ in range(3)])
-        variants[f"spvit keep={k}"] = ("spvit", f"keep={k}", apply_spvit(copy.deepcopy(model), sels, k))
     dtype = "bfloat16" if cfg["device"] == "cuda" else "float32"
     rows = run_comparison(name, device=cfg["device"], dtype=dtype, batch_size=cfg["compare_batch"], runs=min(cfg["runs"], 5),
-                          accuracy=False, variants=variants, progress=False)
-    learned = ("dynamicvit", "spvit")
-    for r in rows:
-        r["predictors"] = "untrained (throughput only)" if r["method"] in learned else "-"
-        r.pop("train_epochs", None); r.pop("train_batch", None)
+                          accuracy=False, progress=False)          # throughput only: untrained predictors, no A-ViT
     write_csv(rows, run.out / "comparison_deit_tiny_gpu.csv")
     for r in rows: run.log(f"  {r['method']:22s} {r['setting']:10s} {r['gflops_ratio']:.3f} of the FLOPs, speed-up {r['speedup']:.3f}")
 
