@@ -244,6 +244,9 @@ def _branch(module: nn.Module, names: Sequence[str], x: Tensor) -> Tensor:
 def masks_nothing(mask: Optional[Tensor]) -> bool:
     "Whether an attention mask lets every query see every key: None, all True (boolean) or all 0 (additive)."
     if mask is None: return True
+    # While tracing (torch.export, torch.compile) a mask's values cannot be read; the one transformers builds for a
+    # vision model there is all true, so it is taken as such (a padded batch is refused in eager mode, where it can be seen).
+    if torch.compiler.is_compiling() or getattr(torch.compiler, "is_exporting", lambda: False)(): return True
     return bool(mask.all()) if mask.dtype == torch.bool else bool((mask == 0).all())
 
 class _ToMeHFLayer:
