@@ -14,8 +14,8 @@ from PIL import Image
 # %% auto #0
 __all__ = ['ASSETS_ENV', 'IMAGE_EXTS', 'AssetsNotFoundError', 'project_root', 'assets_dir', 'asset_path', 'load_state_dict',
            'local_weights', 'is_timm_model', 'create_model', 'imagenet_wnids', 'imagenet_class_names',
-           'labelled_images', 'check_labels', 'check_image_files', 'sample_image', 'eval_transform', 'device_name',
-           'run_info', 'write_csv', 'read_csv']
+           'labelled_images', 'check_labels', 'unreadable_images', 'check_image_files', 'readable_images',
+           'sample_image', 'eval_transform', 'device_name', 'run_info', 'write_csv', 'read_csv']
 
 # %% ../nbs/00a_assets.ipynb #2161a33d
 ASSETS_ENV = "TOME_NB_ASSETS"
@@ -162,16 +162,33 @@ def check_labels(items: Sequence[Tuple[Path, int]], # (image path, label) pairs
     if bad: raise ValueError(f"{len(bad)} of {len(items)} labels are outside 0..{num_classes - 1}, the model's classes "
                              f"(e.g. {Path(bad[0][0]).name}: {bad[0][1]})")
 
-def check_image_files(items: Sequence[Tuple[Path, int]], # (image path, label) pairs
-                     ) -> None:
-    "Refuse files that are not readable images, by their headers (fast: nothing is decoded), naming them; before any work."
+def unreadable_images(items: Sequence[Tuple[Path, int]], # (image path, label) pairs
+                      decode: bool = False, # decode every file (finds truncated ones too; slower) instead of reading headers
+                     ) -> List[str]:
+    "The files of `items` that are not readable images, as 'name (reason)'."
     bad = []
     for path, _ in items:
         try:
-            with Image.open(path) as img: img.verify()
+            with Image.open(path) as img: img.load() if decode else img.verify()
         except Exception as e: bad.append(f"{Path(path).name} ({type(e).__name__})")
+    return bad
+
+def check_image_files(items: Sequence[Tuple[Path, int]], # (image path, label) pairs
+                     ) -> None:
+    "Refuse files that are not readable images, by their headers (fast: nothing is decoded), naming them; before any work."
+    bad = unreadable_images(items)
     if bad: raise ValueError(f"{len(bad)} of {len(items)} files are not readable images: {', '.join(bad[:3])}"
-                             + (", ..." if len(bad) > 3 else ""))
+                             + (", ..." if len(bad) > 3 else "") + " (--skip-bad-images leaves them out)")
+
+def readable_images(items: Sequence[Tuple[Path, int]], # (image path, label) pairs
+                   ) -> Tuple[List[Tuple[Path, int]], List[str]]:
+    "(the pairs whose files decode, the others as 'name (reason)'): what `--skip-bad-images` keeps and reports."
+    kept, bad = [], []
+    for item in items:
+        b = unreadable_images([item], decode=True)
+        if b: bad += b
+        else: kept.append(item)
+    return kept, bad
 
 # %% ../nbs/00a_assets.ipynb #44570a28
 def sample_image(name: str = "chelsea.png") -> Image.Image:

@@ -10,7 +10,7 @@ from typing import List, Optional, Sequence, Tuple
 
 # %% auto #0
 __all__ = ['CLIError', 'check_model_name', 'check_output', 'check_common_args', 'check_r_limit', 'plot_bench', 'bench',
-           'bench_library', 'add_compare_args', 'run_compare', 'one_line', 'main']
+           'data_items', 'bench_library', 'add_compare_args', 'run_compare', 'one_line', 'main']
 
 # %% ../nbs/07a_cli.ipynb #bd559369
 class CLIError(Exception):
@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--data", default=None, metavar="DIR",
                    help="labelled images (labels.txt + images/, or ImageNet class folders): also report top-1 at each r")
     b.add_argument("--limit", type=int, default=None, help="use only the first N images of --data")
+    b.add_argument("--skip-bad-images", action="store_true", help="leave out images of --data that do not decode (named on stderr) instead of refusing them")
     b.add_argument("--csv", default=None, metavar="PATH", help="CSV file for the results (default: tome_nb_bench_<model>_<device>.csv)")
     b.add_argument("--plot", default=None, metavar="PATH", help="plot of speed-up vs r (default: the CSV path with .png)")
     b.add_argument("--overwrite", action="store_true", help="replace the CSV and the plot if they exist (default: refuse)")
@@ -124,7 +125,8 @@ def check_common_args(args: argparse.Namespace, # parsed options of a subcommand
     if args.data is not None:
         from tome_nb.assets import check_image_files, labelled_images
         if not Path(args.data).expanduser().is_dir(): raise CLIError(f"--data folder not found: {args.data}")
-        try: check_image_files(labelled_images(Path(args.data).expanduser(), args.limit))
+        try:
+            if not getattr(args, "skip_bad_images", False): check_image_files(labelled_images(Path(args.data).expanduser(), args.limit))
         except (FileNotFoundError, ValueError) as e: raise CLIError(f"--data {args.data}: {one_line(e)}") from None
     for option, path in outputs:
         if path is not None: check_output(path, option, getattr(args, "overwrite", False))
@@ -211,7 +213,7 @@ def bench(args: argparse.Namespace) -> int:
         from tome_nb.eval import evaluate, image_loader
         from tome_nb.patch import apply_patch
         m = apply_patch(model)
-        try: loader = image_loader(Path(args.data).expanduser(), m, batch_size=min(args.batch_size, 64), limit=args.limit)
+        try: loader = image_loader(data_items(args), m, batch_size=min(args.batch_size, 64))
         except (FileNotFoundError, ValueError) as e: raise CLIError(str(e)) from None
         _add_accuracy(rows, evaluate(m, loader, {str(r): (lambda mm, r=r: setattr(mm, "r", r)) for r in [0] + list(args.r)},
                                      device=args.device, progress=progress))
@@ -220,8 +222,17 @@ def bench(args: argparse.Namespace) -> int:
 def _check_data_labels(args: argparse.Namespace, num_classes: int) -> None:
     "Refuse `--data` labels the model has no class for, before any timing."
     from tome_nb.assets import check_labels, labelled_images
-    try: check_labels(labelled_images(Path(args.data).expanduser(), args.limit), num_classes)
+    try: check_labels(data_items(args), num_classes)
     except ValueError as e: raise CLIError(f"--data {args.data}: {e}") from None
+
+def data_items(args: argparse.Namespace) -> list:
+    "The (image, label) pairs of `--data` (the first `--limit`), without those that do not decode under `--skip-bad-images`."
+    from tome_nb.assets import labelled_images
+    from tome_nb.train import usable_images
+    if getattr(args, "_data_items", None) is None:
+        args._data_items = usable_images(labelled_images(Path(args.data).expanduser(), args.limit), args.skip_bad_images, "data")
+        if not args._data_items: raise CLIError(f"--data {args.data}: no image decodes")
+    return args._data_items
 
 def _add_accuracy(rows: List[dict], acc: List[dict]) -> None:
     "Put `evaluate`'s top-1, top-5 and agreement for each r into the sweep's rows."
@@ -297,7 +308,7 @@ def bench_library(args: argparse.Namespace) -> int:
     if args.data:
         from tome_nb.eval import evaluate, image_loader
         m = apply_patch(copy.deepcopy(model))
-        try: loader = image_loader(Path(args.data).expanduser(), source, batch_size=min(args.batch_size, 64), limit=args.limit)
+        try: loader = image_loader(data_items(args), source, batch_size=min(args.batch_size, 64))
         except (FileNotFoundError, ValueError) as e: raise CLIError(str(e)) from None
         _add_accuracy(rows, evaluate(Logits(m) if hf else m, loader, {str(r): (lambda _, r=r: setattr(m, "r", r)) for r in [0] + list(args.r)},
                                      device=args.device, progress=progress))

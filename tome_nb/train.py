@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .assets import AssetsNotFoundError, check_image_files, check_labels, labelled_images, read_csv, run_info, write_csv
+from .assets import (AssetsNotFoundError, check_image_files, check_labels, labelled_images, read_csv, readable_images, run_info,
+                            write_csv)
 from .bench import calibrate, paired_ratio, resolve_device, resolve_dtype, timed_run
 from .eval import LabelledImages, evaluate, image_loader
 from .patch import Schedule, apply_patch, model_gflops, parse_r
@@ -30,10 +31,10 @@ __all__ = ['CKPT_FORMAT', 'RUN_FILES', 'UNCHECKED_OPTIONS', 'TRAINABLE', 'DEFAUL
            'CheckpointError', 'unwrap', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint', 'checkpoints',
            'save_weights', 'weights_meta', 'RunDirError', 'check_run_dir', 'prepare_run_dir', 'FitConfig',
            'named_config', 'History', 'train_dtype', 'param_groups', 'fit', 'plot_training', 'TrainConfig',
-           'set_trainable', 'training_items', 'training_model', 'run_fingerprint', 'train', 'EvalConfig', 'eval_setup',
-           'eval_schedules', 'add_train_args', 'add_eval_args', 'check_out_folder', 'check_train_options',
-           'check_eval_options', 'run_process', 'run_train', 'run_eval', 'interleaved', 'make_train_step',
-           'train_throughput', 'ddp_throughput']
+           'set_trainable', 'training_items', 'usable_images', 'training_model', 'run_fingerprint', 'train',
+           'EvalConfig', 'eval_setup', 'eval_schedules', 'add_train_args', 'add_eval_args', 'check_out_folder',
+           'check_train_options', 'check_eval_options', 'run_process', 'run_train', 'run_eval', 'interleaved',
+           'make_train_step', 'train_throughput', 'ddp_throughput']
 
 # %% ../nbs/12_training.ipynb #fccbb804
 def parse_schedule(text: str, # `R`, `R1,R2,...` (one per block, the rest 0) or `R:INFLECT`
@@ -622,6 +623,7 @@ class TrainConfig(FitConfig):
     limit: Optional[int] = None              # only the first N training images
     val: Optional[str] = None                # labelled images for top-1 after every epoch (None: none)
     val_limit: Optional[int] = None          # only the first N validation images
+    skip_bad_images: bool = False            # leave out (and report) images that do not decode, instead of refusing them
     weights: Optional[str] = None            # initial weights file (None: the assets' or timm's pretrained weights)
     random_weights: bool = False             # start from random weights
     teacher: bool = False                    # distill from the unmerged (r=0) starting model
@@ -660,7 +662,19 @@ def training_items(cfg: TrainConfig) -> List[Tuple[Path, int]]:
     "The (image, label) pairs of the training folder (the assets' imagenet-sample-1000 by default)."
     from tome_nb.assets import asset_path
     folder = Path(cfg.data).expanduser() if cfg.data else asset_path("imagenet-sample-1000")
-    return labelled_images(folder, cfg.limit)
+    return usable_images(labelled_images(folder, cfg.limit), cfg.skip_bad_images, "data")
+
+def usable_images(items: List[Tuple[Path, int]], # (image, label) pairs
+                  skip_bad: bool, # leave out the files that do not decode (`--skip-bad-images`), reporting them once
+                  option: str, # the option the images come from, for the report
+                 ) -> List[Tuple[Path, int]]:
+    "The pairs to use: all of them, or under `--skip-bad-images` those that decode (the others named on stderr, by rank 0)."
+    if not skip_bad: return items
+    kept, bad = readable_images(items)
+    if bad and (not dist.is_initialized() or dist.get_rank() == 0):
+        print(f"note: --skip-bad-images: left out {len(bad)} of {len(items)} --{option} images: {', '.join(bad[:3])}"
+              + (", ..." if len(bad) > 3 else ""), file=sys.stderr, flush=True)
+    return kept
 
 def training_model(cfg: TrainConfig) -> nn.Module:
     "The unpatched starting model of a run: random, from `cfg.weights`, or pretrained (assets, then timm's download)."
@@ -695,7 +709,8 @@ def train(cfg: TrainConfig) -> History:
     dataset = LabelledImages(items, train_transform(model, cfg.scale_min, cfg.color_jitter, cfg.auto_augment, cfg.reprob))
     val_fn = None
     if cfg.val:
-        val_loader = image_loader(Path(cfg.val).expanduser(), model, batch_size=max(1, min(64, 2 * cfg.batch_size)), limit=cfg.val_limit)
+        val_items = usable_images(labelled_images(Path(cfg.val).expanduser(), cfg.val_limit), cfg.skip_bad_images, "val")
+        val_loader = image_loader(val_items, model, batch_size=max(1, min(64, 2 * cfg.batch_size)))
         def val_fn(m):
             res = evaluate(m, val_loader, device=info.device, progress=False)[0]
             return dict(val_top1=res["top1"], val_top5=res["top5"])
@@ -718,6 +733,7 @@ class EvalConfig:
     r: Optional[List[Any]] = None            # schedules, the first is the reference (None: 0 and the weights' schedule)
     data: Optional[str] = None               # labelled images (None: the assets' imagenet-val-1300)
     limit: Optional[int] = None              # only the first N images
+    skip_bad_images: bool = False            # leave out (and report) images that do not decode, instead of refusing them
     batch_size: int = 64                     # images per batch (per process)
     device: str = "auto"                     # auto, cpu or cuda
     csv: Optional[str] = None                # write the rows here
@@ -747,7 +763,7 @@ def eval_schedules(cfg: EvalConfig) -> List[dict]:
     from tome_nb.cli import check_r_limit
     check_r_limit(model, rs, name)
     model = apply_patch(model)
-    loader = image_loader(folder, model, batch_size=cfg.batch_size, limit=cfg.limit)
+    loader = image_loader(usable_images(labelled_images(folder, cfg.limit), cfg.skip_bad_images, "data"), model, batch_size=cfg.batch_size)
     res = evaluate(model, loader, {schedule_str(r): (lambda m, r=r: setattr(m, "r", r)) for r in rs},
                    device=info.device, progress=cfg.progress and info.main)
     weights = "random" if cfg.random_weights else (str(cfg.weights) if cfg.weights else "pretrained")
@@ -781,6 +797,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--drop-path", type=float, default=d.drop_path, help="stochastic depth rate (default: %(default)s)")
     g = p.add_argument_group("data")
     g.add_argument("--data", default=None, metavar="DIR", help="labelled training images: images/ + labels.txt, or ImageNet class folders (default: the assets' imagenet-sample-1000)")
+    g.add_argument("--skip-bad-images", action="store_true", help="leave out images that do not decode (named on stderr) instead of refusing the run")
     g.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N training images")
     g.add_argument("--val", default=None, metavar="DIR", help="labelled images for top-1 after every epoch (default: none)")
     g.add_argument("--val-limit", type=int, default=None, metavar="N", help="use only the first N validation images")
@@ -825,6 +842,7 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
                         "(default: 0, and the schedule the weights were trained with)")
     p.add_argument("--data", default=None, metavar="DIR", help="labelled images: images/ + labels.txt, or ImageNet class folders (default: the assets' imagenet-val-1300)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N images")
+    p.add_argument("--skip-bad-images", action="store_true", help="leave out images that do not decode (named on stderr) instead of refusing them")
     p.add_argument("--batch-size", type=int, default=64, help="images per batch and process (default: %(default)s)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run (default: auto, CUDA if available)")
     p.add_argument("--nproc", type=int, default=1, metavar="N", help="start N processes on this machine, each evaluating its share; under torchrun leave it at 1 (default: 1)")
@@ -890,7 +908,8 @@ def check_train_options(cfg: TrainConfig, world: int) -> None:
     try: data = Path(cfg.data).expanduser() if cfg.data else asset_path("imagenet-sample-1000")
     except AssetsNotFoundError as e: raise CLIError(f"no --data given and {e}") from None
     n = _check_images(data, cfg.limit, "data", world)
-    try: check_image_files(labelled_images(data, cfg.limit))
+    try:
+        if not cfg.skip_bad_images: check_image_files(labelled_images(data, cfg.limit))
     except ValueError as e: raise CLIError(f"--data {data}: {e}") from None
     if cfg.batch_size % world: raise CLIError(f"--batch-size {cfg.batch_size} does not split evenly over {world} processes")
     if n < cfg.batch_size: raise CLIError(f"{n} training images are fewer than one batch (--batch-size {cfg.batch_size})")
@@ -912,7 +931,8 @@ def check_eval_options(cfg: EvalConfig, world: int) -> None:
     check_model_name(name)
     _check_images(folder, cfg.limit, "data", world)
     if cfg.csv: check_output(cfg.csv, "--csv", cfg.overwrite)
-    try: check_image_files(labelled_images(folder, cfg.limit))
+    try:
+        if not cfg.skip_bad_images: check_image_files(labelled_images(folder, cfg.limit))
     except ValueError as e: raise CLIError(f"--data {folder}: {e}") from None
 
 def _train_checked(cfg: TrainConfig) -> None:
