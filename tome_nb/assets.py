@@ -4,9 +4,9 @@
 
 # %% ../nbs/00a_assets.ipynb #edd70a8b
 from __future__ import annotations
-import importlib.util, os
+import importlib.util, os, sys
 from pathlib import Path
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from PIL import Image
@@ -15,7 +15,7 @@ from PIL import Image
 __all__ = ['ASSETS_ENV', 'IMAGE_EXTS', 'AssetsNotFoundError', 'project_root', 'assets_dir', 'asset_path', 'load_state_dict',
            'local_weights', 'is_timm_model', 'create_model', 'imagenet_wnids', 'imagenet_class_names',
            'labelled_images', 'check_labels', 'unreadable_images', 'check_image_files', 'readable_images',
-           'sample_image', 'eval_transform', 'device_name', 'run_info', 'write_csv', 'read_csv']
+           'usable_images', 'sample_image', 'eval_transform', 'device_name', 'run_info', 'write_csv', 'read_csv']
 
 # %% ../nbs/00a_assets.ipynb #2161a33d
 ASSETS_ENV = "TOME_NB_ASSETS"
@@ -162,16 +162,18 @@ def check_labels(items: Sequence[Tuple[Path, int]], # (image path, label) pairs
     if bad: raise ValueError(f"{len(bad)} of {len(items)} labels are outside 0..{num_classes - 1}, the model's classes "
                              f"(e.g. {Path(bad[0][0]).name}: {bad[0][1]})")
 
+def _why_unreadable(path: Path, decode: bool) -> Optional[str]:
+    "None if `path` is a readable image, else 'name (reason)'; `decode` reads every pixel (finds truncated files), else only the header."
+    try:
+        with Image.open(path) as img: img.load() if decode else img.verify()
+    except Exception as e: return f"{Path(path).name} ({type(e).__name__})"
+    return None
+
 def unreadable_images(items: Sequence[Tuple[Path, int]], # (image path, label) pairs
                       decode: bool = False, # decode every file (finds truncated ones too; slower) instead of reading headers
                      ) -> List[str]:
     "The files of `items` that are not readable images, as 'name (reason)'."
-    bad = []
-    for path, _ in items:
-        try:
-            with Image.open(path) as img: img.load() if decode else img.verify()
-        except Exception as e: bad.append(f"{Path(path).name} ({type(e).__name__})")
-    return bad
+    return [why for path, _ in items if (why := _why_unreadable(path, decode)) is not None]
 
 def check_image_files(items: Sequence[Tuple[Path, int]], # (image path, label) pairs
                      ) -> None:
@@ -185,10 +187,23 @@ def readable_images(items: Sequence[Tuple[Path, int]], # (image path, label) pai
     "(the pairs whose files decode, the others as 'name (reason)'): what `--skip-bad-images` keeps and reports."
     kept, bad = [], []
     for item in items:
-        b = unreadable_images([item], decode=True)
-        if b: bad += b
-        else: kept.append(item)
+        why = _why_unreadable(item[0], decode=True)
+        if why is None: kept.append(item)
+        else: bad.append(why)
     return kept, bad
+
+def usable_images(items: List[Tuple[Path, int]], # (image, label) pairs
+                  skip_bad: bool, # leave out the files that do not decode (`--skip-bad-images`), reporting them once
+                  option: str, # the command-line option the images come from, for the report
+                 ) -> List[Tuple[Path, int]]:
+    "The pairs to use: all of them, or under `--skip-bad-images` those that decode (the others named on stderr, by rank 0)."
+    if not skip_bad: return items
+    kept, bad = readable_images(items)
+    dist = torch.distributed
+    if bad and (not dist.is_initialized() or dist.get_rank() == 0):
+        print(f"note: --skip-bad-images: left out {len(bad)} of {len(items)} --{option} images: {', '.join(bad[:3])}"
+              + (", ..." if len(bad) > 3 else ""), file=sys.stderr, flush=True)
+    return kept
 
 # %% ../nbs/00a_assets.ipynb #44570a28
 def sample_image(name: str = "chelsea.png") -> Image.Image:

@@ -227,8 +227,7 @@ def _check_data_labels(args: argparse.Namespace, num_classes: int) -> None:
 
 def data_items(args: argparse.Namespace) -> list:
     "The (image, label) pairs of `--data` (the first `--limit`), without those that do not decode under `--skip-bad-images`."
-    from tome_nb.assets import labelled_images
-    from tome_nb.train import usable_images
+    from tome_nb.assets import labelled_images, usable_images
     if getattr(args, "_data_items", None) is None:
         args._data_items = usable_images(labelled_images(Path(args.data).expanduser(), args.limit), args.skip_bad_images, "data")
         if not args._data_items: raise CLIError(f"--data {args.data}: no image decodes")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .assets import (AssetsNotFoundError, check_image_files, check_labels, labelled_images, read_csv, readable_images, run_info,
+from .assets import (AssetsNotFoundError, check_image_files, check_labels, labelled_images, read_csv, run_info, usable_images,
                             write_csv)
 from .bench import calibrate, paired_ratio, resolve_device, resolve_dtype, timed_run
 from .eval import LabelledImages, evaluate, image_loader
@@ -31,10 +31,10 @@ __all__ = ['CKPT_FORMAT', 'RUN_FILES', 'UNCHECKED_OPTIONS', 'TRAINABLE', 'DEFAUL
            'CheckpointError', 'unwrap', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint', 'checkpoints',
            'save_weights', 'weights_meta', 'RunDirError', 'check_run_dir', 'prepare_run_dir', 'FitConfig',
            'named_config', 'History', 'train_dtype', 'param_groups', 'fit', 'plot_training', 'TrainConfig',
-           'set_trainable', 'training_items', 'usable_images', 'training_model', 'run_fingerprint', 'train',
-           'EvalConfig', 'eval_setup', 'eval_schedules', 'add_train_args', 'add_eval_args', 'check_out_folder',
-           'check_train_options', 'check_eval_options', 'run_process', 'run_train', 'run_eval', 'interleaved',
-           'make_train_step', 'train_throughput', 'ddp_throughput']
+           'set_trainable', 'training_items', 'training_model', 'run_fingerprint', 'train', 'EvalConfig', 'eval_setup',
+           'eval_schedules', 'add_train_args', 'add_eval_args', 'check_out_folder', 'check_train_options',
+           'check_eval_options', 'run_process', 'run_train', 'run_eval', 'interleaved', 'make_train_step',
+           'train_throughput', 'ddp_throughput']
 
 # %% ../nbs/12_training.ipynb #fccbb804
 def parse_schedule(text: str, # `R`, `R1,R2,...` (one per block, the rest 0) or `R:INFLECT`
@@ -663,18 +663,6 @@ def training_items(cfg: TrainConfig) -> List[Tuple[Path, int]]:
     from tome_nb.assets import asset_path
     folder = Path(cfg.data).expanduser() if cfg.data else asset_path("imagenet-sample-1000")
     return usable_images(labelled_images(folder, cfg.limit), cfg.skip_bad_images, "data")
-
-def usable_images(items: List[Tuple[Path, int]], # (image, label) pairs
-                  skip_bad: bool, # leave out the files that do not decode (`--skip-bad-images`), reporting them once
-                  option: str, # the option the images come from, for the report
-                 ) -> List[Tuple[Path, int]]:
-    "The pairs to use: all of them, or under `--skip-bad-images` those that decode (the others named on stderr, by rank 0)."
-    if not skip_bad: return items
-    kept, bad = readable_images(items)
-    if bad and (not dist.is_initialized() or dist.get_rank() == 0):
-        print(f"note: --skip-bad-images: left out {len(bad)} of {len(items)} --{option} images: {', '.join(bad[:3])}"
-              + (", ..." if len(bad) > 3 else ""), file=sys.stderr, flush=True)
-    return kept
 
 def training_model(cfg: TrainConfig) -> nn.Module:
     "The unpatched starting model of a run: random, from `cfg.weights`, or pretrained (assets, then timm's download)."

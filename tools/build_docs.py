@@ -195,6 +195,7 @@ def main() -> int:
     cfg_ = get_config()
     site = f"{cfg_.doc_host}{cfg_.doc_baseurl}".rstrip("/")
     src = f"{cfg_.git_url}/blob/{cfg_.branch}/".replace("//blob", "/blob")
+    hosts = re.escape(site) + "|" + re.escape(cfg_.git_url)                 # the hosts in settings.ini, which serve nothing here
     index, bodies = [], {}
     local = {re.sub(r"^\d+[a-zA-Z0-9]*_", "", Path(f).stem): Path(f).stem for f in files}
     for f, (nb, title, desc) in notebooks.items():
@@ -215,9 +216,9 @@ def main() -> int:
         body = re.sub(r'<a href="' + re.escape(src) + r'([^"#]+)(?:#L(\d+))?"[^>]*>source</a>',
                       lambda m: f'<span class="source-ref">source: <code>{m.group(1)}</code>' + (f', line {m.group(2)}' if m.group(2) else '') + '</span>', body)
         # nbdev's markdown links inside signature comments ([`name`](host/page.html#name)) keep their text
-        body = re.sub(r'\[([^\]\n]+)\]\((?:' + re.escape(site) + '|' + re.escape(cfg_.git_url) + r')[^)\s]*\)', r'\1', body)
+        body = re.sub(r'\[([^\]\n]+)\]\((?:' + hosts + r')[^)\s]*\)', r'\1', body)
         # any other link to those hosts keeps its text and loses its target
-        body = re.sub(r'<a href="(?:' + re.escape(site) + '|' + re.escape(cfg_.git_url) + r')[^"]*"[^>]*>(.*?)</a>', r'\1', body, flags=re.S)
+        body = re.sub(r'<a href="(?:' + hosts + r')[^"]*"[^>]*>(.*?)</a>', r'\1', body, flags=re.S)
         bodies[name] = (body, title or Path(f).stem)
     ids = {n: set(re.findall(r'\sid="([^"]+)"', b)) for n, (b, _) in bodies.items()}
     for name, (body, title) in bodies.items():

@@ -74,11 +74,11 @@ def dead_hosts() -> set:
     return {d.get("doc_host", "").rstrip("/"), d.get("git_url", "").rstrip("/")} - {""}
 
 
-def link_problems(links: list, base: str, ids: dict) -> list:
-    "Internal links to missing pages or anchors, and links into the dead hosts."
+def link_problems(links: list, base: str, ids: dict, dead: set) -> list:
+    "Internal links to missing pages or anchors, and links into the dead hosts `dead`."
     out = []
     for href in links:
-        if any(href.startswith(h) for h in dead_hosts()): out.append(f"link to a host that serves nothing: {href[:100]}"); continue
+        if any(href.startswith(h) for h in dead): out.append(f"link to a host that serves nothing: {href[:100]}"); continue
         if not href.startswith(base): continue
         u = urlparse(href)
         path = unquote(u.path).lstrip("/") or "index.html"
@@ -120,7 +120,7 @@ def main() -> int:
     shutil.rmtree(SHOTS, ignore_errors=True); SHOTS.mkdir(parents=True)
     srv, base = serve(SITE)
     drv = browser()
-    failures, ids = [], {}
+    failures, ids, dead = [], {}, dead_hosts()
     try:
         for page in pages:
             drv.get(f"{base}/{page}")
@@ -142,8 +142,9 @@ def main() -> int:
             if info["errorsShown"]: problems.append(f"{info['errorsShown']} Python tracebacks shown")
             if info["sidebarLinks"] < len(pages): problems.append(f"sidebar has {info['sidebarLinks']} links for {len(pages)} pages")
             if info["noAlt"]: problems.append(f"{info['noAlt']} images without alt text")
-            problems += link_problems(info["links"], base, ids)
-            problems += [f"names a host that serves nothing: {h}" for h in dead_hosts() if h in (SITE / page).read_text()]
+            problems += link_problems(info["links"], base, ids, dead)
+            text = (SITE / page).read_text()
+            problems += [f"names a host that serves nothing: {h}" for h in dead if h in text]
             status = "ok" if not problems else "FAIL"
             print(f"{status:4s} {page:38s} {info['text']:7d} chars {info['images']:3d} images {info['math']:4d} equations")
             failures += [f"{page}: {p}" for p in problems]
