@@ -130,6 +130,8 @@ def train_avit(model: nn.Module, # a timm ViT: fine-tuned in place
                budget: FitConfig = PRUNING_BUDGET, # epochs, batch size, schedule, seed
                dataset: Optional[Dataset] = None, # training samples (default: `pruning_dataset(model)`)
                use_labels: bool = False, # add cross-entropy on the labels (A-ViT distils only, by default)
+               augment: Optional[str] = None, # the default dataset's auto-augment policy (e.g. `RAND_AUGMENT`)
+               fit_kwargs: Optional[dict] = None, # more for `fit` (checkpoints, resume, per-epoch validation); not a setting
               ) -> Tuple[HaltingState, History]:
     "Fine-tune a ViT with A-ViT-style halting by distillation from a frozen copy; returns the halting state and `fit`'s history."
     torch.manual_seed(budget.seed)
@@ -147,7 +149,7 @@ def train_avit(model: nn.Module, # a timm ViT: fine-tuned in place
         return ponder_weight * ponder + prior_weight * kl_prior, dict(ponder=ponder.item(), prior_kl=kl_prior.item(),
             mean_depth=(dist * blocks).sum().item(), gamma=hs.gamma.item(), beta=hs.beta.item())
     params = [dict(params=list(model.parameters()), lr=lr), dict(params=list(hs.parameters()), lr=halting_lr, weight_decay=0.0)]
-    hist = fit_pruner(model, hs, forward, penalty, params, budget, dataset, use_labels, train_backbone=True)
+    hist = fit_pruner(model, hs, forward, penalty, params, budget, dataset, use_labels, True, augment, fit_kwargs)
     return hs, hist
 
 # %% ../nbs/09b_avit.ipynb #5732ee0f

@@ -326,6 +326,9 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=PRUNING_BUDGET.epochs,
                    help="training epochs of the learned methods (DynamicViT, SP-ViT, A-ViT) (default: %(default)s)")
     p.add_argument("--runs", type=int, default=5, help="interleaved throughput rounds (default: %(default)s)")
+    p.add_argument("--recipe", default="quick", choices=["quick", "paper"],
+                   help="how the learned methods train: quick (backbone frozen, crop+flip) or paper (chapter 10's PAPER_RECIPE: "
+                        "backbone tuned where the paper tunes it, RandAugment) (default: %(default)s)")
     p.add_argument("--throughput-only", action="store_true", help="throughput only: no accuracy, and nothing trained (DynamicViT/SP-ViT with untrained predictors, whose cost is fixed by their keep ratios; no A-ViT)")
     p.add_argument("--csv", default="comparison.csv", metavar="PATH", help="CSV to write (default: %(default)s)")
     p.add_argument("--plot", default=None, metavar="PATH", help="plot to write (default: the CSV path with .png)")
@@ -337,7 +340,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from dataclasses import replace
     from tome_nb.assets import AssetsNotFoundError, write_csv
     from tome_nb.bench import resolve_device, resolve_dtype
-    from tome_nb.comparison import comparison_table, plot_comparison, run_comparison
+    from tome_nb.comparison import PAPER_RECIPE, comparison_table, plot_comparison, run_comparison
     from tome_nb.prune import PRUNING_BUDGET
     check_model_name(args.model)
     csv = Path(args.csv).expanduser()
@@ -347,7 +350,7 @@ def run_compare(args: argparse.Namespace) -> int:
         dev = resolve_device(args.device); resolve_dtype(args.dtype, dev)
         rows = run_comparison(args.model, args.data, args.limit, args.batch_size, str(dev), args.dtype,
                               replace(PRUNING_BUDGET, epochs=args.epochs), args.runs, accuracy=not args.throughput_only,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, recipe=PAPER_RECIPE if args.recipe == "paper" else None)
     except (AssetsNotFoundError, FileNotFoundError, RuntimeError, ValueError, TypeError) as e:
         raise CLIError(one_line(e)) from None
     print(comparison_table(rows, accuracy=not args.throughput_only))

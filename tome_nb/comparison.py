@@ -12,15 +12,21 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+import hashlib
+
+from .assets import asset_path
 from .avit import apply_avit, cached_avit
 from .dynamicvit import apply_dynamicvit, cached_dynamicvit
+from .eval import evaluate, image_loader
 from .patch import apply_patch
-from .prune import PRUNING_BUDGET, apply_evit, apply_random_drop, apply_tome_drop, measured_gflops
+from .prune import (PRUNING_BUDGET, RAND_AUGMENT, apply_evit, apply_random_drop, apply_tome_drop, budget_settings, cache_dir,
+                           measured_gflops)
 from .spvit import apply_spvit, cached_spvit
-from .train import FitConfig
+from .train import FitConfig, named_config
 
 # %% auto #0
-__all__ = ['MARKERS', 'COLORS', 'PUBLISHED_AS', 'comparison_variants', 'check_comparison_inputs', 'run_comparison',
+__all__ = ['PAPER_RECIPE', 'LONG_BUDGET', 'CACHED_TRAINING', 'MARKERS', 'COLORS', 'PUBLISHED_AS', 'comparison_variants',
+           'learned_variant', 'learning_curve', 'recipe_label', 'check_comparison_inputs', 'run_comparison',
            'comparison_table', 'matched_flops', 'plot_comparison']
 
 # %% ../nbs/10_comparison.ipynb #d493a3a3
@@ -35,10 +41,11 @@ def comparison_variants(model: nn.Module, # the unpatched model with real weight
                         budget: FitConfig = PRUNING_BUDGET, # the training budget of the learned methods
                         progress: bool = True, # progress bars while training
                         trained: bool = True, # False: for throughput only, untrained DynamicViT/SP-ViT predictors, no A-ViT
+                        recipe: Optional[Dict[str, dict]] = None, # method -> more training settings (e.g. `PAPER_RECIPE`)
                        ) -> Dict[str, Tuple[str, str, nn.Module]]:
     "name -> (method, setting, patched copy of the model) for every method of the comparison."
     if not trained: return _untrained_variants(model, rs, evit_keep, dynamicvit_keep, spvit_keep)
-    budget = replace(budget, progress=progress)
+    budget, recipe = replace(budget, progress=progress), recipe or {}
     out = {"baseline": ("baseline", "-", copy.deepcopy(model))}
     for r in rs:
         out[f"tome r={r}"] = ("tome", f"r={r}", apply_patch(copy.deepcopy(model), r=r))
@@ -48,18 +55,30 @@ def comparison_variants(model: nn.Module, # the unpatched model with real weight
     for k in evit_keep:
         out[f"evit keep={k}"] = ("evit (own schedule)", f"keep={k}", apply_evit(copy.deepcopy(model), keep_rate=k))
     for k in dynamicvit_keep:
-        preds, _ = cached_dynamicvit(model, k, name, budget)
-        out[f"dynamicvit keep={k}"] = ("dynamicvit", f"keep={k}", apply_dynamicvit(copy.deepcopy(model), preds, k))
+        tuned, preds, _ = cached_dynamicvit(model, k, name, budget, **recipe.get("dynamicvit", {}))
+        out[f"dynamicvit keep={k}"] = ("dynamicvit", f"keep={k}", learned_variant("dynamicvit", tuned, preds, k))
     for prop in (False, True) if spvit_prop else (False,):
         for k in spvit_keep:
-            sels, _ = cached_spvit(model, k, name, budget, prop_attn=prop)
+            tuned, sels, _ = cached_spvit(model, k, name, budget, prop_attn=prop, **recipe.get("spvit", {}))
             method = "spvit (prop. attention)" if prop else "spvit"
-            out[f"spvit{' prop' if prop else ''} keep={k}"] = (method, f"keep={k}", apply_spvit(copy.deepcopy(model), sels, k, prop_attn=prop))
+            out[f"spvit{' prop' if prop else ''} keep={k}"] = (method, f"keep={k}", learned_variant("spvit", tuned, sels, k, prop_attn=prop))
     for d in avit_depths:
-        tuned, hs, _ = cached_avit(model, d, name, budget)
-        out[f"avit depth={d} masked"] = ("avit (masked)", f"depth={d}", apply_avit(copy.deepcopy(tuned), hs, compact=False))
-        out[f"avit depth={d} compact"] = ("avit (compacted)", f"depth={d}", apply_avit(copy.deepcopy(tuned), hs, compact=True))
+        tuned, hs, _ = cached_avit(model, d, name, budget, **recipe.get("avit", {}))
+        out[f"avit depth={d} masked"] = ("avit (masked)", f"depth={d}", learned_variant("avit", tuned, hs, d))
+        out[f"avit depth={d} compact"] = ("avit (compacted)", f"depth={d}", learned_variant("avit", tuned, hs, d, compact=True))
     return out
+
+def learned_variant(method: str, # dynamicvit, spvit or avit
+                    backbone: nn.Module, # the (maybe fine-tuned) backbone: a copy is patched
+                    learned: nn.Module, # the method's trained parts (predictors, selectors, halting state)
+                    setting: float, # its keep ratio (A-ViT: target depth, not needed at inference)
+                    **kwargs, # the method's inference options (prop_attn, compact)
+                   ) -> nn.Module:
+    "A patched copy of `backbone` that runs a learned method at inference."
+    if method == "dynamicvit": return apply_dynamicvit(copy.deepcopy(backbone), learned, setting, **kwargs)
+    if method == "spvit": return apply_spvit(copy.deepcopy(backbone), learned, setting, **kwargs)
+    if method == "avit": return apply_avit(copy.deepcopy(backbone), learned, compact=kwargs.get("compact", False))
+    raise ValueError(f"unknown learned method {method!r}; use dynamicvit, spvit or avit")
 
 def _untrained_variants(model: nn.Module, rs: Sequence[int], evit_keep: Sequence[float], dynamicvit_keep: Sequence[float],
                         spvit_keep: Sequence[float]) -> Dict[str, Tuple[str, str, nn.Module]]:
@@ -76,6 +95,48 @@ def _untrained_variants(model: nn.Module, rs: Sequence[int], evit_keep: Sequence
         sels = nn.ModuleList([TokenSelector(model.embed_dim, heads) for _ in range(3)])
         out[f"spvit keep={k}"] = ("spvit", f"keep={k}", apply_spvit(copy.deepcopy(model), sels, k))
     return out
+
+# %% ../nbs/10_comparison.ipynb #c21a0002
+PAPER_RECIPE = {"dynamicvit": dict(backbone_lr=1e-5, augment=RAND_AUGMENT),
+                "spvit": dict(backbone_lr=1e-5, augment=RAND_AUGMENT),
+                "avit": dict(augment=RAND_AUGMENT)}            # what each paper trains, and with what augmentation
+LONG_BUDGET = named_config(replace(PRUNING_BUDGET, epochs=10), "LONG_BUDGET")   # chapter 12's fine-tune budget: 10 epochs
+CACHED_TRAINING = {"dynamicvit": cached_dynamicvit, "spvit": cached_spvit, "avit": cached_avit}
+
+def learning_curve(model: nn.Module, # the unpatched model with real weights (left untouched)
+                   name: str, # its timm name (cache and run folder names)
+                   method: str, # dynamicvit, spvit or avit
+                   setting: float, # keep ratio (dynamicvit, spvit) or target depth (avit)
+                   budget: FitConfig = LONG_BUDGET, # the training budget; top-1 is measured after each of its epochs
+                   recipe: Optional[Dict[str, dict]] = PAPER_RECIPE, # method -> more training settings
+                   val: Optional[str | Path] = None, # labelled evaluation images (default: the assets' imagenet-val-1300)
+                   limit: Optional[int] = None, # only the first `limit` evaluation images
+                   out: Optional[str | Path] = None, # run folder for checkpoints (default: $TOME_NB_CACHE/runs/curve_...)
+                   dataset=None, # training samples (default: the method's own, imagenet-sample-1000)
+                  ) -> List[dict]:
+    "Train a learned method (or load it from the cache) and return one row per epoch: image passes, top-1, top-5, KL, agreement."
+    if method not in CACHED_TRAINING: raise ValueError(f"unknown learned method {method!r}; use {', '.join(CACHED_TRAINING)}")
+    extra = (recipe or {}).get(method, {})
+    loader = image_loader(val or asset_path("imagenet-val-1300"), model, batch_size=64, limit=limit)
+    dev = next(model.parameters()).device
+    def val_fn(run: nn.Module) -> Dict[str, float]:
+        res = evaluate(learned_variant(method, run.backbone, run.learned, setting), loader, device=dev, progress=False)[0]
+        return dict(val_top1=res["top1"], val_top5=res["top5"])
+    key = hashlib.sha1(repr((method, setting, sorted(budget_settings(budget).items()), sorted(extra.items()))).encode()).hexdigest()[:12]
+    out = Path(out) if out is not None else cache_dir() / "runs" / f"curve_{method}_{name}_{setting}_{key}"
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    fit_kwargs = dict(out=out, resume=True, val_fn=val_fn, meta=dict(method=method, setting=str(setting), run=key))
+    _, _, hist = CACHED_TRAINING[method](model, setting, name, budget, dataset=dataset, fit_kwargs=fit_kwargs, **extra)
+    per_epoch = len(hist.steps) // max(1, len(hist.epochs))
+    return [dict(method=method, setting=f"{'depth' if method == 'avit' else 'keep'}={setting}", epoch=e["epoch"],
+                 image_passes=e["step"] * budget.batch_size, top1=e.get("val_top1"), top5=e.get("val_top5"),
+                 kl=e.get("kl"), agree=e.get("agree"), elapsed_s=e.get("elapsed_s"), train_epochs=budget.epochs,
+                 train_batch=budget.batch_size, recipe=recipe_label(extra), steps_per_epoch=per_epoch) for e in hist.epochs]
+
+def recipe_label(extra: dict) -> str:
+    "How a learned method was trained, in words: which parts were tuned, which augmentation."
+    tuned = "backbone tuned" if extra.get("backbone_lr") is not None else "backbone frozen"
+    return tuned + (f", {extra['augment']}" if extra.get("augment") else ", crop+flip")
 
 # %% ../nbs/10_comparison.ipynb #f14b5e58
 def check_comparison_inputs(model_name: str, # timm model name
@@ -107,6 +168,7 @@ def run_comparison(model_name: str = "deit_tiny_patch16_224", # timm model with 
                    throughput: bool = True, # measure throughput
                    variants: Optional[Dict] = None, # precomputed `comparison_variants` (default: built here)
                    progress: bool = True, # progress bars
+                   recipe: Optional[Dict[str, dict]] = None, # method -> more training settings (e.g. `PAPER_RECIPE`)
                   ) -> List[dict]:
     "Accuracy, agreement, GFLOPs and throughput of every variant; one row per variant."
     from tome_nb.assets import asset_path, create_model, run_info
@@ -116,7 +178,7 @@ def run_comparison(model_name: str = "deit_tiny_patch16_224", # timm model with 
     dev = resolve_device(device)
     model = create_model(model_name).to(dev)
     trained = accuracy or variants is not None                      # a throughput-only run trains nothing (untrained predictors)
-    variants = variants or comparison_variants(model, model_name, budget=budget, progress=progress, trained=trained)
+    variants = variants or comparison_variants(model, model_name, budget=budget, progress=progress, trained=trained, recipe=recipe)
     models = {k: m.to(dev) for k, (_, _, m) in variants.items()}
     loader = image_loader(data or asset_path("imagenet-val-1300"), model, batch_size=batch_size, limit=limit)
     x = next(iter(loader))[0].to(dev)
@@ -135,9 +197,11 @@ def run_comparison(model_name: str = "deit_tiny_patch16_224", # timm model with 
         for row in rows:
             row.update(img_s=round(res[row["name"]]["img_s"], 3), speedup=round(res[row["name"]]["img_s"] / res["baseline"]["img_s"], 4))
     info = run_info(dev, dtype, batch_size)
-    budget_cols = (dict(train_epochs=budget.epochs, train_batch=budget.batch_size) if trained
-                   else dict(predictors="untrained (throughput only)"))
-    return [dict(**row, **info, **budget_cols) for row in rows]
+    if not trained: return [dict(**row, **info, predictors="untrained (throughput only)") for row in rows]
+    learned = lambda m: m.split()[0] in CACHED_TRAINING
+    return [dict(**row, **info, train_epochs=budget.epochs, train_batch=budget.batch_size,
+                 train_recipe=recipe_label((recipe or {}).get(row["method"].split()[0], {})) if learned(row["method"]) else "-")
+            for row in rows]
 
 def comparison_table(rows: List[dict], # comparison rows
                      accuracy: bool = True, # rows have top-1 and agreement
@@ -165,7 +229,8 @@ def matched_flops(rows: List[dict], # comparison rows
 
 # %% ../nbs/10_comparison.ipynb #4b4a005a
 MARKERS = {"baseline": "*", "tome": "o", "tome-drop": "v", "random-drop": "x", "evit (ToMe budget)": "s",
-           "evit (own schedule)": "D", "dynamicvit": "^", "spvit": "h", "spvit (prop. attention)": "H", "avit (masked)": "P", "avit (compacted)": "X"}
+           "evit (own schedule)": "D", "dynamicvit": "^", "spvit": "h", "spvit (prop. attention)": "H", "avit (masked)": "P", "avit (compacted)": "X",
+           "tome (fine-tuned)": "o"}
 COLORS = dict(baseline="k", **{m: f"C{i}" for i, m in enumerate(k for k in MARKERS if k != "baseline")})
 PUBLISHED_AS = {"baseline": "baseline", "tome": "tome", "evit": "evit (own schedule)", "dynamicvit": "dynamicvit",
                 "spvit": "spvit", "avit": "avit (masked)"}   # a paper's method -> the re-creation it is set beside

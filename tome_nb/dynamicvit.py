@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from .patch import ToMeReduce, num_input_tokens, patch_model
 from .prune import (PRUNING_BUDGET, _masked_block, cached_modules, dynamicvit_ratios, fit_pruner, keep_ratio_penalty, keep_tokens,
-                           training_settings)
+                           learned_params, training_settings)
 from .similarity import embed_tokens
 from .train import FitConfig, History
 
@@ -108,13 +108,17 @@ def train_dynamicvit(model: nn.Module, # an unpatched timm ViT (frozen; its own 
                      budget: FitConfig = PRUNING_BUDGET, # epochs, batch size, schedule, seed
                      dataset: Optional[Dataset] = None, # training samples (default: `pruning_dataset(model)`)
                      use_labels: bool = True, # add cross-entropy on the labels
+                     backbone_lr: Optional[float] = None, # fine-tune the backbone (in place) at this lr, as the paper does; None: frozen
+                     augment: Optional[str] = None, # the default dataset's auto-augment policy (e.g. `RAND_AUGMENT`)
+                     fit_kwargs: Optional[dict] = None, # more for `fit` (checkpoints, resume, per-epoch validation); not a setting
                     ) -> Tuple[nn.ModuleList, History]:
-    "Train DynamicViT-style predictors with the backbone frozen; returns the predictors and `fit`'s history."
+    "Train DynamicViT-style predictors (and the backbone, with `backbone_lr`); returns the predictors and `fit`'s history."
     ratios = dynamicvit_ratios(base_ratio, len(locations))
     torch.manual_seed(budget.seed)
     preds = nn.ModuleList([KeepPredictor(model.embed_dim) for _ in locations]).to(next(model.parameters()).device)
     def forward(backbone, images, learned): return dynamicvit_train_forward(backbone, images, learned, locations)
-    hist = fit_pruner(model, preds, forward, keep_ratio_penalty(ratios, ratio_weight), [dict(params=list(preds.parameters()), lr=lr)], budget, dataset, use_labels)
+    hist = fit_pruner(model, preds, forward, keep_ratio_penalty(ratios, ratio_weight), learned_params(preds, lr, model, backbone_lr),
+                      budget, dataset, use_labels, backbone_lr is not None, augment, fit_kwargs)
     return preds, hist
 
 # %% ../nbs/09a_dynamicvit.ipynb #9c9860d9
@@ -123,10 +127,10 @@ def cached_dynamicvit(model: nn.Module, # the unpatched backbone (its weights ar
                       name: str = "model", # model name, for the file name
                       budget: FitConfig = PRUNING_BUDGET, # the training budget (part of the cache key)
                       **train_kwargs, # other `train_dynamicvit` settings (part of the key; a `dataset` is not)
-                     ) -> Tuple[nn.ModuleList, History]:
-    "DynamicViT-style predictors for `model`: loaded from the cache, or trained (`train_dynamicvit`) and cached."
+                     ) -> Tuple[nn.Module, nn.ModuleList, History]:
+    "(backbone, predictors, history) for `model`: loaded from the cache, or trained (`train_dynamicvit`) and cached."
     settings = training_settings(train_dynamicvit, budget, base_ratio=base_ratio, **train_kwargs)
     return cached_modules("dynamicvit", model, name, f"keep{base_ratio}", settings,
                           lambda stages: nn.ModuleList([KeepPredictor(model.embed_dim) for _ in range(stages)]),
-                          lambda: train_dynamicvit(model, base_ratio=base_ratio, budget=budget, **train_kwargs),
-                          train_kwargs.get("locations", (3, 6, 9)))
+                          lambda net: train_dynamicvit(net, base_ratio=base_ratio, budget=budget, **train_kwargs),
+                          train_kwargs.get("locations", (3, 6, 9)), train_kwargs.get("backbone_lr") is not None)

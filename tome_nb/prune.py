@@ -20,16 +20,16 @@ from .similarity import attention_qkv
 from .train import UNCHECKED_OPTIONS, FitConfig, History, fit, kl_to_teacher, named_config, train_transform
 
 # %% auto #0
-__all__ = ['PRUNING_BUDGET', 'TRAINING_METRICS', 'METHODS', 'keep_tokens', 'dynamicvit_ratios', 'block_token_counts',
-           'RandomDrop', 'apply_random_drop', 'apply_tome_drop', 'class_attention', 'EViTFuse', 'evit_schedule',
-           'apply_evit', 'measured_gflops', 'pruning_dataset', 'train_loader', 'distill_loss', 'keep_ratio_loss',
-           'keep_ratio_penalty', 'PrunerTraining', 'PruningLoss', 'fit_pruner', 'training_run_label',
-           'plot_training_curves', 'cache_dir', 'budget_settings', 'training_settings', 'cache_path', 'cached_modules',
-           'apply_method', 'KeepPredictor', 'predictor_macs', 'DynamicViTPrune', 'apply_dynamicvit',
-           'dynamicvit_train_forward', 'train_dynamicvit', 'cached_dynamicvit', 'HaltingState', 'halting_scores',
-           'apply_avit', 'avit_depths', 'avit_train_forward', 'depth_prior', 'train_avit', 'cached_avit',
-           'TokenSelector', 'selector_macs', 'package_tokens', 'SPViTPrune', 'apply_spvit', 'spvit_train_forward',
-           'train_spvit', 'cached_spvit']
+__all__ = ['PRUNING_BUDGET', 'RAND_AUGMENT', 'TRAINING_METRICS', 'OFF_WHEN_NONE', 'METHODS', 'keep_tokens', 'dynamicvit_ratios',
+           'block_token_counts', 'RandomDrop', 'apply_random_drop', 'apply_tome_drop', 'class_attention', 'EViTFuse',
+           'evit_schedule', 'apply_evit', 'measured_gflops', 'pruning_dataset', 'train_loader', 'distill_loss',
+           'keep_ratio_loss', 'keep_ratio_penalty', 'PrunerTraining', 'PruningLoss', 'learned_params', 'fit_pruner',
+           'training_run_label', 'plot_training_curves', 'top1_at_share', 'plot_learning_curves', 'cache_dir',
+           'budget_settings', 'training_settings', 'cache_path', 'cached_modules', 'apply_method', 'KeepPredictor',
+           'predictor_macs', 'DynamicViTPrune', 'apply_dynamicvit', 'dynamicvit_train_forward', 'train_dynamicvit',
+           'cached_dynamicvit', 'HaltingState', 'halting_scores', 'apply_avit', 'avit_depths', 'avit_train_forward',
+           'depth_prior', 'train_avit', 'cached_avit', 'TokenSelector', 'selector_macs', 'package_tokens', 'SPViTPrune',
+           'apply_spvit', 'spvit_train_forward', 'train_spvit', 'cached_spvit']
 
 # %% ../nbs/09_pruning.ipynb #fbf6e161
 def keep_tokens(P: int, # protected prefix length (always kept, in front)
@@ -170,16 +170,20 @@ def measured_gflops(model: nn.Module, # a timm ViT, patched with any method or n
 PRUNING_BUDGET = named_config(FitConfig(epochs=3, batch_size=32, lr=1e-3, min_lr=1e-6, warmup_steps=None, weight_decay=0.05,
                                         clip_grad=1.0, seed=0, progress=False, verbose=False),
                               "PRUNING_BUDGET")                                  # the training budget of every learned method
+# DeiT's RandAugment policy (timm's notation), which the three papers train with, with its magnitude capped at 9 of 10:
+# at 10, timm's increasing posterize asks Pillow for 0 bits, which current Pillow refuses (a crash on a random image)
+RAND_AUGMENT = "rand-m9-mstd0.5-inc1-mmax9"
 
 def pruning_dataset(model: nn.Module, # the model whose preprocessing (size, normalization) to use
                     folder: Optional[str | Path] = None, # labelled training images (default: the assets' imagenet-sample-1000)
                     limit: Optional[int] = None, # only the first `limit` images
+                    augment: Optional[str] = None, # also a timm auto-augment policy, e.g. `RAND_AUGMENT` (None: none)
                    ) -> Dataset:
-    "The training images of the learned pruning methods, with augmentation (random resized crop, flip)."
+    "The training images of the learned pruning methods, with augmentation (random resized crop, flip; + `augment`)."
     from tome_nb.assets import asset_path, labelled_images
     from tome_nb.eval import LabelledImages
     items = labelled_images(folder or asset_path("imagenet-sample-1000"), limit)
-    return LabelledImages(items, train_transform(model, color_jitter=0.0))
+    return LabelledImages(items, train_transform(model, color_jitter=0.0, auto_augment=augment))
 
 def train_loader(model: nn.Module, # the model whose preprocessing (size, normalization) to use
                  folder: Optional[str | Path] = None, # labelled training images (default: the assets' imagenet-sample-1000)
@@ -256,6 +260,16 @@ class PruningLoss:
         loss = kl + pen + (ce if self.use_labels else 0.0)
         return loss, dict(kl=kl.item(), ce=ce.item(), penalty=pen_value, agree=agree, **logs)
 
+def learned_params(learned: nn.Module, # the method's trainable parts
+                   lr: float, # their learning rate
+                   backbone: Optional[nn.Module] = None, # the backbone, when it is fine-tuned too
+                   backbone_lr: Optional[float] = None, # its (lower) learning rate; None: the backbone stays frozen
+                  ) -> List[dict]:
+    "AdamW parameter groups for `fit_pruner`: the learned parts at `lr`, and the backbone at `backbone_lr` when it is tuned."
+    groups = [dict(params=list(learned.parameters()), lr=lr)]
+    if backbone is not None and backbone_lr is not None: groups.append(dict(params=list(backbone.parameters()), lr=backbone_lr))
+    return groups
+
 def fit_pruner(backbone: nn.Module, # the timm ViT (unpatched); trained only if `train_backbone`
                learned: nn.Module, # the method's trainable parts (predictors, selectors, halting parameters)
                forward: Callable, # (backbone, images, learned) -> (logits, aux): the method's training forward
@@ -264,7 +278,9 @@ def fit_pruner(backbone: nn.Module, # the timm ViT (unpatched); trained only if 
                budget: FitConfig = PRUNING_BUDGET, # epochs, batch size, schedule, seed: the training budget
                dataset: Optional[Dataset] = None, # (image, label) training samples (default: `pruning_dataset(backbone)`)
                use_labels: bool = True, # add cross-entropy on the labels
-               train_backbone: bool = False, # also train the backbone (A-ViT); else it is frozen
+               train_backbone: bool = False, # also train the backbone (its lr: its own group in `params`); else it is frozen
+               augment: Optional[str] = None, # the default dataset's auto-augment policy (e.g. `RAND_AUGMENT`)
+               fit_kwargs: Optional[dict] = None, # more for `fit`: out, resume, val_fn, meta (checkpoints, per-epoch validation)
               ) -> History:
     "Train a pruning method's learned parts with chapter 12's `fit`: distillation from the unpruned model + the method's penalty."
     dev = next(backbone.parameters()).device
@@ -272,8 +288,9 @@ def fit_pruner(backbone: nn.Module, # the timm ViT (unpatched); trained only if 
     flags = [p.requires_grad for p in backbone.parameters()]
     backbone.requires_grad_(train_backbone)
     try:
-        hist = fit(PrunerTraining(backbone, learned, forward), dataset if dataset is not None else pruning_dataset(backbone),
-                   PruningLoss(teacher, penalty, use_labels), replace(budget, device=dev.type), params=params)
+        data = dataset if dataset is not None else pruning_dataset(backbone, augment=augment)
+        hist = fit(PrunerTraining(backbone, learned, forward), data, PruningLoss(teacher, penalty, use_labels),
+                   replace(budget, device=dev.type), params=params, **(fit_kwargs or {}))
     finally:
         for p, f in zip(backbone.parameters(), flags): p.requires_grad_(f)
         backbone.eval(); learned.eval()
@@ -313,6 +330,48 @@ def plot_training_curves(rows: Sequence[dict], # per-epoch rows of a training lo
     fig.tight_layout()
     return fig
 
+# %% ../nbs/09_pruning.ipynb #c21b0002
+def top1_at_share(rows: Sequence[dict], # comparison rows (method, gflops_ratio, top1), with the baseline
+                  method: str, # a method with several settings, e.g. "tome"
+                  share: float, # a share of the baseline's GFLOPs
+                 ) -> Optional[float]:
+    "Top-1 of `method` at `share` of the baseline's GFLOPs, linear between its two nearest settings (None outside their range)."
+    base = [r for r in rows if r["method"] == "baseline"]
+    pts = sorted({(float(r["gflops_ratio"]), float(r["top1"])) for r in list(rows) if r["method"] == method} |
+                 ({(1.0, float(base[0]["top1"]))} if base else set()))
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+        if x0 <= share <= x1: return y0 if x1 == x0 else y0 + (y1 - y0) * (share - x0) / (x1 - x0)
+    return None
+
+def plot_learning_curves(curves: Sequence[dict], # `learning_curve` rows: method, setting, image_passes, top1, recipe
+                         comparison: Sequence[dict], # comparison rows of the same model: FLOP shares and training-free top-1
+                         finetune: Optional[Sequence[dict]] = None, # ToMe fine-tune rows: image_passes, top1, r, share (drawn in every panel)
+                         free: Sequence[str] = ("tome", "tome-drop", "random-drop", "evit (ToMe budget)"), # training-free references
+                        ):
+    "One panel per learned method: top-1 after each epoch against image passes, with training-free methods at its FLOP share; returns the figure."
+    import matplotlib.pyplot as plt
+    if not curves: raise ValueError("plot_learning_curves: no rows (has the learning-curve run written its CSV?)")
+    methods = list(dict.fromkeys(r["method"] for r in curves))
+    fig, axes = plt.subplots(1, len(methods), figsize=(5.4 * len(methods), 4.2), sharey=True, squeeze=False)
+    for ax, m in zip(axes[0], methods):
+        pts = sorted((r for r in curves if r["method"] == m), key=lambda r: int(r["image_passes"]))
+        mine = [r for r in comparison if r["method"].split()[0] == m and r["setting"] == pts[0]["setting"]]
+        share = float(mine[0]["gflops_ratio"]) if mine else None
+        ax.plot([int(r["image_passes"]) for r in pts], [float(r["top1"]) for r in pts], "o-", color="C3", lw=2,
+                label=f"{m} {pts[0]['setting']}" + (f", share {share:.2f}" if share else "") + f"\n({pts[0]['recipe']})")
+        for i, f in enumerate(free):
+            y = top1_at_share(comparison, f, share) if share else None
+            if y is not None: ax.axhline(y, color=f"C{i}", ls=":", lw=1.3, label=f"{f}, untrained, at share {share:.2f}")
+        if finetune:
+            ft = sorted(finetune, key=lambda r: int(r["image_passes"]))
+            ax.plot([int(r["image_passes"]) for r in ft], [float(r["top1"]) for r in ft], "s--", color="C0", ms=4,
+                    label=f"tome r={ft[0]['r']} fine-tuned, share {float(ft[0]['share']):.2f}")
+        ax.set(xlabel="training image passes", title=f"{m} {pts[0]['setting']}"); ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0][0].set_ylabel("top-1 on the evaluation images (%)")
+    fig.tight_layout()
+    return fig
+
 # %% ../nbs/09_pruning.ipynb #108f4cad
 def cache_dir() -> Path:
     "Where trained predictors are cached: `$TOME_NB_CACHE`, else `~/.cache/tome_nb`."
@@ -331,15 +390,19 @@ def budget_settings(budget: FitConfig) -> dict:
     "The options of a training budget that change what is learned (not the progress bar, the device, the workers...)."
     return {k: v for k, v in asdict(budget).items() if k not in UNCHECKED_OPTIONS and k != "verbose"}
 
+OFF_WHEN_NONE = ("backbone_lr", "augment")     # training options added later, off by default
+
 def training_settings(fn: Callable, # a method's training function
                       budget: FitConfig, # its training budget
                       **kwargs, # the settings it is called with (tensors, modules and datasets are not part of the key)
                      ) -> dict:
-    "Every setting of a training run: the function's defaults overridden by `kwargs`, and the budget's options that matter."
+    """Every setting of a training run: the function's defaults overridden by `kwargs`, and the budget's options that matter.
+    An option that is off when None (`OFF_WHEN_NONE`) counts only when on, so adding one keeps earlier cache entries valid."""
     import inspect
     args = {k: v.default for k, v in inspect.signature(fn).parameters.items() if v.default is not inspect.Parameter.empty}
     args.update(kwargs)
-    plain = {k: v for k, v in args.items() if isinstance(v, (int, float, str, bool, tuple, type(None)))}
+    plain = {k: v for k, v in args.items() if isinstance(v, (int, float, str, bool, tuple, type(None)))
+             and not (k in OFF_WHEN_NONE and v is None)}
     return dict(plain, **{f"budget.{k}": v for k, v in budget_settings(budget).items()})
 
 def cache_path(kind: str, # the method, e.g. "spvit"
@@ -358,20 +421,24 @@ def cached_modules(kind: str, # the method, e.g. "spvit"
                    label: str, # a readable part of the file name, e.g. "keep0.7"
                    settings: dict, # every setting of the training (`training_settings`)
                    make: Callable, # stages -> an untrained nn.ModuleList to load the cached weights into
-                   train: Callable, # () -> (trained nn.ModuleList, History), run on a cache miss
+                   train: Callable, # backbone -> (trained nn.ModuleList, History), run on a cache miss
                    locations: Sequence[int], # the stage blocks (stored with the weights)
-                  ) -> Tuple[nn.Module, History]:
-    "A learned method's per-stage modules: loaded from the cache, or trained and cached (weights, history, settings)."
+                   tuned: bool = False, # the backbone is fine-tuned too: a copy of `model` is trained, and cached
+                  ) -> Tuple[nn.Module, nn.Module, History]:
+    """(backbone, per-stage modules, history) of a learned method: loaded from the cache, or trained and cached.
+    The backbone is `model` itself when it stays frozen, a fine-tuned copy when `tuned`."""
     path = cache_path(kind, model, name, label, settings)
+    backbone = copy.deepcopy(model) if tuned else model
     if path.exists():
         saved = torch.load(path, weights_only=False)
         mods = make(len(saved["locations"]))
         mods.load_state_dict(saved["state"])
-        return mods.to(next(model.parameters()).device).eval(), History(saved["steps"], saved["epochs"])
-    mods, hist = train()
-    torch.save(dict(state=mods.state_dict(), steps=hist.steps, epochs=hist.epochs, settings=settings,
-                    locations=tuple(locations)), path)
-    return mods, hist
+        if tuned: backbone.load_state_dict(saved["backbone"]); backbone.eval()
+        return backbone, mods.to(next(model.parameters()).device).eval(), History(saved["steps"], saved["epochs"])
+    mods, hist = train(backbone)
+    torch.save(dict(state=mods.state_dict(), backbone=backbone.state_dict() if tuned else None, steps=hist.steps,
+                    epochs=hist.epochs, settings=settings, locations=tuple(locations)), path)
+    return backbone, mods, hist
 
 # %% ../nbs/09_pruning.ipynb #a78f6b02
 METHODS = ("tome", "tome-drop", "random-drop", "evit", "dynamicvit", "avit", "spvit")

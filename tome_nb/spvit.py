@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from .patch import ToMeReduce, num_input_tokens, patch_model
 from .prune import (PRUNING_BUDGET, _masked_block, cached_modules, dynamicvit_ratios, fit_pruner, keep_ratio_penalty, keep_tokens,
-                           training_settings)
+                           learned_params, training_settings)
 from .similarity import embed_tokens
 from .train import FitConfig, History
 
@@ -182,14 +182,18 @@ def train_spvit(model: nn.Module, # an unpatched timm ViT (frozen; its own unpru
                 dataset: Optional[Dataset] = None, # training samples (default: `pruning_dataset(model)`)
                 use_labels: bool = True, # add cross-entropy on the labels
                 prop_attn: bool = False, # train with proportional attention (then apply with it too)
+                backbone_lr: Optional[float] = None, # fine-tune the backbone (in place) at this lr, as the paper does; None: frozen
+                augment: Optional[str] = None, # the default dataset's auto-augment policy (e.g. `RAND_AUGMENT`)
+                fit_kwargs: Optional[dict] = None, # more for `fit` (checkpoints, resume, per-epoch validation); not a setting
                ) -> Tuple[nn.ModuleList, History]:
-    "Train SP-ViT-style selectors with the backbone frozen; returns the selectors and `fit`'s history."
+    "Train SP-ViT-style selectors (and the backbone, with `backbone_lr`); returns the selectors and `fit`'s history."
     ratios = dynamicvit_ratios(base_ratio, len(locations))
     torch.manual_seed(budget.seed)
     heads = model.blocks[0].attn.num_heads
     sels = nn.ModuleList([TokenSelector(model.embed_dim, heads) for _ in locations]).to(next(model.parameters()).device)
     def forward(backbone, images, learned): return spvit_train_forward(backbone, images, learned, locations, prop_attn=prop_attn)
-    hist = fit_pruner(model, sels, forward, keep_ratio_penalty(ratios, ratio_weight), [dict(params=list(sels.parameters()), lr=lr)], budget, dataset, use_labels)
+    hist = fit_pruner(model, sels, forward, keep_ratio_penalty(ratios, ratio_weight), learned_params(sels, lr, model, backbone_lr),
+                      budget, dataset, use_labels, backbone_lr is not None, augment, fit_kwargs)
     return sels, hist
 
 # %% ../nbs/09c_spvit.ipynb #db341c7a
@@ -198,10 +202,10 @@ def cached_spvit(model: nn.Module, # the unpatched backbone (its weights are par
                  name: str = "model", # model name, for the file name
                  budget: FitConfig = PRUNING_BUDGET, # the training budget (part of the cache key)
                  **train_kwargs, # other `train_spvit` settings (part of the key; a `dataset` is not)
-                ) -> Tuple[nn.ModuleList, History]:
-    "SP-ViT-style selectors for `model`: loaded from the cache, or trained (`train_spvit`) and cached."
+                ) -> Tuple[nn.Module, nn.ModuleList, History]:
+    "(backbone, selectors, history) for `model`: loaded from the cache, or trained (`train_spvit`) and cached."
     settings = training_settings(train_spvit, budget, base_ratio=base_ratio, **train_kwargs)
     return cached_modules("spvit", model, name, f"keep{base_ratio}", settings,
                           lambda stages: nn.ModuleList([TokenSelector(model.embed_dim, model.blocks[0].attn.num_heads) for _ in range(stages)]),
-                          lambda: train_spvit(model, base_ratio=base_ratio, budget=budget, **train_kwargs),
-                          train_kwargs.get("locations", (3, 6, 9)))
+                          lambda net: train_spvit(net, base_ratio=base_ratio, budget=budget, **train_kwargs),
+                          train_kwargs.get("locations", (3, 6, 9)), train_kwargs.get("backbone_lr") is not None)
