@@ -17,12 +17,12 @@ from .matching import capped_r, merged_token_counts
 from .patch import PatchConfig, ReduceInput, Schedule, ToMeReduce, _PatchedModel, _patched_class, parse_r
 
 # %% auto #0
-__all__ = ['HF_EXTRA', 'MIN_TRANSFORMERS', 'HF_LAYERS', 'HF_ATTENTIONS', 'HF_BACKBONES', 'HF_MODELS', 'ATTN_IMPLEMENTATIONS',
-           'HF_TARGETS', 'require_transformers', 'is_hf_model', 'hf_backbone', 'hf_layers', 'hf_num_protected',
-           'hf_check_supported', 'check_mha', 'mha_qkv', 'mha_forward', 'hf_eager_attention', 'masks_nothing',
-           'hf_apply_patch', 'hf_num_input_tokens', 'hf_token_counts', 'hf_gflops', 'check_timm_convertible',
-           'hf_config_from_timm', 'timm_depth', 'block_params', 'timm_to_hf_state_dict', 'hf_from_timm',
-           'library_sweep', 'Logits']
+__all__ = ['HF_EXTRA', 'MIN_TRANSFORMERS', 'HF_LAYERS', 'HF_ATTENTIONS', 'HF_BACKBONES', 'HF_MODELS', 'HF_MEAN_HEADS',
+           'ATTN_IMPLEMENTATIONS', 'HF_TARGETS', 'require_transformers', 'is_hf_model', 'hf_backbone', 'hf_layers',
+           'hf_num_protected', 'hf_check_supported', 'check_mha', 'mha_qkv', 'mha_forward', 'hf_eager_attention',
+           'masks_nothing', 'hf_apply_patch', 'hf_num_input_tokens', 'hf_token_counts', 'hf_gflops',
+           'check_timm_convertible', 'hf_config_from_timm', 'timm_depth', 'block_params', 'timm_to_hf_state_dict',
+           'hf_from_timm', 'library_sweep', 'Logits']
 
 # %% ../nbs/05b_transformers.ipynb #57ea47dc
 HF_EXTRA = "pip install 'tome_nb[hf]'"
@@ -67,7 +67,11 @@ HF_BACKBONES = {"ViTModel": ("layers", 1), "DeiTModel": ("layers", 2), "Dinov2Mo
 # model class -> attribute holding its backbone ("": the model is a backbone)
 HF_MODELS = {"ViTModel": "", "ViTForImageClassification": "vit", "DeiTModel": "", "DeiTForImageClassification": "deit",
              "DeiTForImageClassificationWithTeacher": "deit", "Dinov2Model": "", "Dinov2WithRegistersModel": "",
-             "CLIPVisionModel": "", "CLIPVisionModelWithProjection": "vision_model", "SiglipVisionModel": ""}
+             "CLIPVisionModel": "", "CLIPVisionModelWithProjection": "vision_model", "SiglipVisionModel": "",
+             "Dinov2ForImageClassification": "dinov2", "Dinov2WithRegistersForImageClassification": "dinov2_with_registers"}
+
+# classifiers whose head reads the class token and the mean of the patch tokens: the mean becomes size-weighted
+HF_MEAN_HEADS = ("Dinov2ForImageClassification", "Dinov2WithRegistersForImageClassification")
 
 _MEAN_POOL = "its head averages the patch tokens (size-weighted pooling is not implemented for it); patch {} and pool with its tome_size"
 _HF_REFUSED = {
@@ -75,8 +79,6 @@ _HF_REFUSED = {
     "SiglipModel": "it has a text tower too; patch the vision tower: apply_patch(model.vision_model, r)",
     "ViTForMaskedImageModeling": "it reconstructs every patch, which needs every token",
     "DeiTForMaskedImageModeling": "it reconstructs every patch, which needs every token",
-    "Dinov2ForImageClassification": _MEAN_POOL.format("model.dinov2"),
-    "Dinov2WithRegistersForImageClassification": _MEAN_POOL.format("model.dinov2_with_registers"),
     "CLIPForImageClassification": _MEAN_POOL.format("model.vision_model"),
     "SiglipForImageClassification": _MEAN_POOL.format("model.vision_model"),
 }
@@ -312,6 +314,21 @@ class _ToMeHFModel(_PatchedModel):
         self.__dict__.pop("_tome_cfg", None)
         return self
 
+class _ToMeHFMeanHead(_ToMeHFModel):
+    "DINOv2's classifiers: class token + the mean of the patch tokens, the mean weighted by size (= the mean over the original patches)."
+    def forward(self, pixel_values: Optional[Tensor] = None, labels: Optional[Tensor] = None,
+                attention_mask: Optional[Tensor] = None, **kwargs: Any) -> Any:
+        from transformers.modeling_outputs import ImageClassifierOutput
+        return_dict = kwargs.pop("return_dict", None)
+        out = hf_backbone(self)(pixel_values, attention_mask=attention_mask, **kwargs)
+        seq, P = out.last_hidden_state, hf_num_protected(self)                    # [B, T, C]; class token + registers
+        patches, size = seq[:, P:], self._tome_run.size
+        mean = patches.mean(1) if size is None else (patches * size[:, P:]).sum(1) / size[:, P:].sum(1)
+        logits = self.classifier(torch.cat([seq[:, 0], mean], dim=1))
+        loss = self.loss_function(labels, logits, self.config, **kwargs) if labels is not None else None
+        res = ImageClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
+        return res if (return_dict if return_dict is not None else getattr(self.config, "return_dict", True)) else res.to_tuple()
+
 # %% ../nbs/05b_transformers.ipynb #17c517fc
 def _swap(module: nn.Module, mixin: type, run: _HFRun) -> None:
     "Patch one module: new class, shared run state."
@@ -348,7 +365,7 @@ def hf_apply_patch(model: nn.Module, # a supported transformers vision model, pa
         _swap(attn, _ToMeHFAttention, run)
     head = getattr(hf_backbone(model), "head", None)
     if head is not None: _swap(head, _ToMeSiglipHead, run)
-    _swap(model, _ToMeHFModel, run)
+    _swap(model, _ToMeHFMeanHead if type(model).__name__ in HF_MEAN_HEADS else _ToMeHFModel, run)
     model._tome_cfg = cfg
     _register_outputs(model)
     return model

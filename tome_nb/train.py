@@ -27,10 +27,10 @@ from .patch import Schedule, apply_patch, model_gflops, parse_r
 __all__ = ['CKPT_FORMAT', 'RUN_FILES', 'UNCHECKED_OPTIONS', 'TRAINABLE', 'DEFAULT_MODEL', 'parse_schedule', 'schedule_str',
            'DistInfo', 'dist_info', 'init_distributed', 'close_distributed', 'barrier', 'all_mean', 'cpu_count',
            'launch_local', 'derived_seed', 'sample_seed', 'step_seed', 'SeededSamples', 'StepSampler',
-           'train_transform', 'WarmupCosine', 'kl_to_teacher', 'DistillLoss', 'NonFiniteLoss', 'train_step',
-           'CheckpointError', 'unwrap', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint', 'checkpoints',
-           'save_weights', 'weights_meta', 'RunDirError', 'check_run_dir', 'prepare_run_dir', 'FitConfig',
-           'named_config', 'History', 'train_dtype', 'param_groups', 'fit', 'plot_training', 'TrainConfig',
+           'check_auto_augment', 'train_transform', 'WarmupCosine', 'kl_to_teacher', 'DistillLoss', 'NonFiniteLoss',
+           'train_step', 'CheckpointError', 'unwrap', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint',
+           'checkpoints', 'save_weights', 'weights_meta', 'RunDirError', 'check_run_dir', 'prepare_run_dir',
+           'FitConfig', 'named_config', 'History', 'train_dtype', 'param_groups', 'fit', 'plot_training', 'TrainConfig',
            'set_trainable', 'training_items', 'training_model', 'run_fingerprint', 'train', 'EvalConfig', 'eval_setup',
            'eval_schedules', 'add_train_args', 'add_eval_args', 'check_out_folder', 'check_train_options',
            'check_eval_options', 'run_process', 'run_train', 'run_eval', 'interleaved', 'make_train_step',
@@ -181,14 +181,33 @@ class StepSampler(DistributedSampler):
     def __len__(self) -> int: return (self.steps - self.skip) * self.local_batch
 
 # %% ../nbs/12_training.ipynb #89d69c9d
+def check_auto_augment(policy: str) -> None:
+    """Refuse a timm auto-augment policy that is not one, or that would crash on a random image mid-training: timm's
+    increasing posterize (`inc1`) asks Pillow for 0 bits at magnitude 10, which Pillow 10 and later refuse."""
+    import re
+    from PIL import Image, ImageOps
+    from timm.data import create_transform
+    try: create_transform(224, is_training=True, auto_augment=policy)
+    except Exception as e: raise ValueError(f"{policy!r} is not a timm auto-augment policy (e.g. rand-m9-mstd0.5-inc1-mmax9): {e}") from None
+    parts = policy.split("-")
+    if parts[0] != "rand" or "inc1" not in parts or any(p.startswith("mmax") for p in parts): return
+    m = next((int(p[1:]) for p in parts if re.fullmatch(r"m\d+", p)), 10)
+    std = next((float(p[4:]) for p in parts if p.startswith("mstd")), 0.0)
+    if m < 10 and std == 0: return                               # the magnitude never reaches 10
+    try: ImageOps.posterize(Image.new("RGB", (1, 1)), 0)
+    except ValueError:
+        raise ValueError(f"auto-augment {policy!r} can reach magnitude 10, where timm's posterize asks for 0 bits and this "
+                         f"Pillow refuses: the run would crash on a random image; cap it: {policy}-mmax9") from None
+
 def train_transform(model: nn.Module, # the model whose data config (size, mean, std, interpolation) to use
                     scale_min: float = 0.08, # smallest crop, as a share of the image area
                     color_jitter: float = 0.4, # colour jitter strength (0: none)
-                    auto_augment: Optional[str] = None, # a timm policy such as "rand-m9-mstd0.5-inc1" (None: none)
+                    auto_augment: Optional[str] = None, # a timm policy such as "rand-m9-mstd0.5-inc1-mmax9" (None: none)
                     re_prob: float = 0.0, # random erasing probability
                    ) -> Callable:
     "timm's standard training transform for `model`: random resized crop, flip, colour jitter (+ RandAugment, random erasing)."
     from timm.data import create_transform, resolve_data_config
+    if auto_augment: check_auto_augment(auto_augment)
     cfg = resolve_data_config({}, model=model)
     return create_transform(cfg["input_size"], is_training=True, scale=(scale_min, 1.0), color_jitter=color_jitter or None,
                             auto_augment=auto_augment, re_prob=re_prob, interpolation=cfg["interpolation"],
@@ -633,7 +652,7 @@ class TrainConfig(FitConfig):
     drop_path: float = 0.0                   # stochastic depth rate
     scale_min: float = 0.08                  # smallest random crop (share of the image)
     color_jitter: float = 0.4                # colour jitter strength (0: none)
-    auto_augment: Optional[str] = None       # timm auto-augment policy, e.g. rand-m9-mstd0.5-inc1
+    auto_augment: Optional[str] = None       # timm auto-augment policy, e.g. rand-m9-mstd0.5-inc1-mmax9
     reprob: float = 0.0                      # random erasing probability
     out: Optional[str] = None                # the run folder
     resume: bool = False                     # continue the run in `out`
@@ -791,7 +810,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--val-limit", type=int, default=None, metavar="N", help="use only the first N validation images")
     g.add_argument("--scale-min", type=float, default=d.scale_min, help="smallest random crop, as a share of the image (default: %(default)s)")
     g.add_argument("--color-jitter", type=float, default=d.color_jitter, help="colour jitter strength, 0 for none (default: %(default)s)")
-    g.add_argument("--auto-augment", default=None, metavar="POLICY", help="timm auto-augment policy, e.g. rand-m9-mstd0.5-inc1 (default: none)")
+    g.add_argument("--auto-augment", default=None, metavar="POLICY", help="timm auto-augment policy, e.g. rand-m9-mstd0.5-inc1-mmax9 (default: none)")
     g.add_argument("--reprob", type=float, default=d.reprob, help="random erasing probability (default: %(default)s)")
     g = p.add_argument_group("optimization")
     g.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training images (default: %(default)s)")
@@ -886,9 +905,8 @@ def check_train_options(cfg: TrainConfig, world: int) -> None:
                            ("reprob", 0 <= cfg.reprob <= 1, "in [0, 1]")]:
         if not ok: raise CLIError(f"--{name.replace('_', '-')} must be {rule}, got {getattr(cfg, name)}")
     if cfg.auto_augment:
-        from timm.data import create_transform
-        try: create_transform(224, is_training=True, auto_augment=cfg.auto_augment)
-        except Exception as e: raise CLIError(f"--auto-augment {cfg.auto_augment!r} is not a timm policy (e.g. rand-m9-mstd0.5-inc1): {one_line(e)}") from None
+        try: check_auto_augment(cfg.auto_augment)
+        except ValueError as e: raise CLIError(f"--auto-augment: {one_line(e)}") from None
     check_out_folder(cfg.out)
     if (cfg.resume or cfg.resume_anyway) and cfg.overwrite: raise CLIError("--resume and --overwrite contradict each other: pass one")
     try: train_dtype(cfg.dtype, resolve_device(cfg.device))
