@@ -20,9 +20,9 @@ from .patch import PatchConfig, ReduceInput, Schedule, ToMeReduce, _PatchedModel
 __all__ = ['HF_EXTRA', 'MIN_TRANSFORMERS', 'HF_LAYERS', 'HF_ATTENTIONS', 'HF_BACKBONES', 'HF_MODELS', 'HF_MEAN_HEADS',
            'ATTN_IMPLEMENTATIONS', 'HF_TARGETS', 'require_transformers', 'is_hf_model', 'hf_backbone', 'hf_layers',
            'hf_num_protected', 'hf_check_supported', 'check_mha', 'mha_qkv', 'mha_forward', 'hf_eager_attention',
-           'masks_nothing', 'hf_apply_patch', 'hf_num_input_tokens', 'hf_token_counts', 'hf_gflops',
-           'check_timm_convertible', 'hf_config_from_timm', 'timm_depth', 'block_params', 'timm_to_hf_state_dict',
-           'hf_from_timm', 'library_sweep', 'Logits']
+           'masks_nothing', 'key_validity', 'reduce_padded', 'hf_apply_patch', 'hf_num_input_tokens', 'hf_token_counts',
+           'hf_gflops', 'check_timm_convertible', 'hf_config_from_timm', 'timm_depth', 'block_params',
+           'timm_to_hf_state_dict', 'hf_from_timm', 'library_sweep', 'Logits']
 
 # %% ../nbs/05b_transformers.ipynb #57ea47dc
 HF_EXTRA = "pip install 'tome_nb[hf]'"
@@ -195,7 +195,7 @@ class _HFRun:
 
     def start(self, x: Tensor) -> None:
         "Fresh sizes (and source map) for a forward whose first layer receives `x` [B, N, C]."
-        self.size, self.qkv, self.rs = None, None, parse_r(self.num_layers, self.cfg.r)
+        self.size, self.qkv, self.rs, self.valid = None, None, parse_r(self.num_layers, self.cfg.r), None
         self.entry: Dict[int, Tuple[Optional[Tensor], Optional[Tensor]]] = {}   # (size, source) entering each layer
         self.source = (torch.eye(x.shape[1], device=x.device, dtype=x.dtype)[None].expand(x.shape[0], -1, -1)
                        if self.cfg.trace_source else None)                                      # [B, N, N]
@@ -229,6 +229,7 @@ class _ToMeHFAttention:
         k = self.k_proj(hidden_states).view(shape).transpose(1, 2)
         v = self.v_proj(hidden_states).view(shape).transpose(1, 2)
         size = run.size if run.cfg.prop_attn else None
+        if run.valid is not None: size = run.valid if size is None else size * run.valid    # log(0) = -inf: padding is masked
         p = getattr(self, drop) if self.training else 0.0
         impl = self.config._attn_implementation
         if impl == "sdpa": o, w = prop_attention(q, k, v, size, p, getattr(self, scale)), None
@@ -251,25 +252,45 @@ def masks_nothing(mask: Optional[Tensor]) -> bool:
     if torch.compiler.is_compiling() or getattr(torch.compiler, "is_exporting", lambda: False)(): return True
     return bool(mask.all()) if mask.dtype == torch.bool else bool((mask == 0).all())
 
+def key_validity(mask: Optional[Tensor], # the layer's attention mask: [B, 1, Q, K] (or [B, K]), boolean or additive
+                ) -> Optional[Tensor]:
+    "[B, K, 1] 1.0 for the keys some query may see, 0.0 for padding; None when the mask hides nothing."
+    if masks_nothing(mask): return None
+    seen = mask if mask.dtype == torch.bool else mask == 0                              # True: may be attended to
+    if seen.dim() == 4: seen = seen.any(dim=2)[:, 0]                                    # [B, K]
+    return seen[..., None].float()
+
+def reduce_padded(reduce: Callable, # the reduction rule, e.g. `ToMeReduce()`
+                  t: ReduceInput, # this layer's tokens and features
+                  valid: Tensor, # [B, N, 1] 1 for real tokens, 0 for padding
+                 ) -> Tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
+    """Token reduction in a padded batch: every padding token gets the same similarity features, orthogonal to
+    every real token's, so padding merges with padding first; validity rides along as one more channel of `x`
+    through the same merge plan (a merged token is real where any of its sources is). Returns x, size, source, valid."""
+    v4 = valid[:, None]                                                              # [B, 1, N, 1] over heads
+    mark = lambda z, v: torch.cat([z * v, (1 - v).expand(*z.shape[:-1], 1)], dim=-1)  # real: features, 0; padding: 0, 1
+    x, size, source = reduce(ReduceInput(torch.cat([t.x, valid], dim=-1), t.size, t.source, t.r, t.num_protected,
+                                         mark(t.xn, valid), mark(t.q, v4), mark(t.k, v4), mark(t.v, v4), t.trace_source, t.block))
+    return x[..., :-1], size, source, (x[..., -1:] > 0).to(x.dtype)
+
 class _ToMeHFLayer:
     "Replaces the forward of a transformers pre-norm layer: attention, token merging, then the MLP."
     def forward(self, hidden_states: Tensor, attention_mask: Optional[Tensor] = None, **kwargs: Any) -> Tensor:
         run, i = self._tome_run, self._tome_index
-        if not masks_nothing(attention_mask):
-            raise NotImplementedError("a token-merged transformers model takes no attention mask that hides tokens (padding): "
-                                      "merging would mix padded tokens into real ones; None or an all-true mask is fine")
         # Gradient checkpointing replays this layer in the backward pass, after later layers have moved the run's sizes
         # and source map on: the replay runs on the state that entered the layer the first time, and leaves the run as it was.
         replay = torch._C._current_graph_task_id() != -1 and bool(getattr(self, "gradient_checkpointing", False))
         if replay:
-            later = (run.size, run.source)
-            run.size, run.source = run.entry[i]
+            later = (run.size, run.source, run.valid)
+            run.size, run.source, run.valid = run.entry[i]
         else:
-            if i == 0: run.start(hidden_states)
-            run.entry[i] = (run.size, run.source)
+            if i == 0:
+                run.start(hidden_states)
+                run.valid = key_validity(attention_mask)
+            run.entry[i] = (run.size, run.source, run.valid)
         try: return self._tome_layer(hidden_states, run, i, **kwargs)
         finally:
-            if replay: run.size, run.source = later
+            if replay: run.size, run.source, run.valid = later
 
     def _tome_layer(self, hidden_states: Tensor, run: _HFRun, i: int, **kwargs: Any) -> Tensor:
         norm1, attn, post1, norm2, mlp, post2 = HF_LAYERS[self._tome_orig_class.__name__]
@@ -280,7 +301,9 @@ class _ToMeHFLayer:
         cfg, P = run.cfg, run.num_protected
         r = capped_r(x.shape[1], run.rs[i], P)
         if r > 0:
-            x, run.size, run.source = cfg.reduce(ReduceInput(x, run.size, run.source, r, P, xn, q, k, v, cfg.trace_source, i))
+            t = ReduceInput(x, run.size, run.source, r, P, xn, q, k, v, cfg.trace_source, i)
+            if run.valid is None: x, run.size, run.source = cfg.reduce(t)
+            else: x, run.size, run.source, run.valid = reduce_padded(cfg.reduce, t, run.valid)
         return _branch(self, post2, getattr(self, mlp)(getattr(self, norm2)(x))) + x   # [B, N - r, C]
 
 class _ToMeSiglipHead:
@@ -322,7 +345,7 @@ class _ToMeHFMeanHead(_ToMeHFModel):
         return_dict = kwargs.pop("return_dict", None)
         out = hf_backbone(self)(pixel_values, attention_mask=attention_mask, **kwargs)
         seq, P = out.last_hidden_state, hf_num_protected(self)                    # [B, T, C]; class token + registers
-        patches, size = seq[:, P:], self._tome_run.size
+        patches, size = seq[:, P:], self._tome_run.size       # padding counts, as in transformers' own head
         mean = patches.mean(1) if size is None else (patches * size[:, P:]).sum(1) / size[:, P:].sum(1)
         logits = self.classifier(torch.cat([seq[:, 0], mean], dim=1))
         loss = self.loss_function(labels, logits, self.config, **kwargs) if labels is not None else None
