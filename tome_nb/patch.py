@@ -13,7 +13,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from timm.layers import Attention, AttentionPoolLatent
+import torch.fx
+from timm.layers import Attention, AttentionPoolLatent, register_notrace_function
 from timm.models.vision_transformer import Block, VisionTransformer, global_pool_nlc
 
 from .attention import prop_attention
@@ -23,9 +24,10 @@ from .merge import merge_source, merge_wavg, unmerge_tokens
 from .similarity import attention_qkv, embed_tokens
 
 # %% auto #0
-__all__ = ['Schedule', 'METRICS', 'parse_r', 'ReduceInput', 'ToMeReduce', 'block_forward', 'PatchConfig', 'attn_pool_forward',
-           'check_supported', 'patch_model', 'apply_patch', 'remove_patch', 'is_patched', 'num_input_tokens',
-           'token_counts', 'model_mlp_ratio', 'model_macs', 'model_gflops', 'tracing_source', 'dense_features']
+__all__ = ['Schedule', 'METRICS', 'parse_r', 'ReduceInput', 'ToMeReduce', 'block_forward', 'traced_block', 'fx_tracing',
+           'PatchConfig', 'attn_pool_forward', 'check_supported', 'patch_model', 'apply_patch', 'remove_patch',
+           'is_patched', 'num_input_tokens', 'token_counts', 'model_mlp_ratio', 'model_macs', 'model_gflops',
+           'tracing_source', 'dense_features']
 
 # %% ../nbs/05_timm.ipynb #b7a88466
 Schedule = Union[int, Sequence[int], Tuple[int, float]]    # one r for all blocks, one per block, or (r, inflect)
@@ -125,6 +127,19 @@ def block_forward(blk: Block, # a timm pre-norm Block
     x = x + blk.drop_path2(blk.ls2(blk.mlp(blk.norm2(x))))                                          # [B, N - r, C]
     return x, size, source
 
+def traced_block(blk: Block, x: Tensor, size: Optional[Tensor], source: Optional[Tensor], r: int, num_protected: int,
+                 index: int) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
+    "`block_forward` as one opaque call in an FX graph: the patch's settings are read from the block when the graph runs."
+    cfg = blk._tome_cfg
+    return block_forward(blk, x, size, source, r, num_protected, cfg.reduce, cfg.prop_attn, cfg.trace_source, index, cfg.cap)
+
+torch.fx.wrap("traced_block")             # FX symbolic tracing keeps a block with a reduction as one call (its token
+register_notrace_function(traced_block)   # count depends on the input); timm's own FX tools (feature extraction) likewise
+
+def fx_tracing() -> bool:
+    "Whether `torch.fx.symbolic_trace` (or timm's FX feature extraction) is tracing now; not torch.export or torch.compile."
+    return torch.fx._symbolic_trace.is_fx_symbolic_tracing()
+
 # %% ../nbs/05_timm.ipynb #65ade9f0
 @dataclass
 class PatchConfig:
@@ -143,6 +158,12 @@ class _PatchedModel:
     "What every patched model offers, whatever its library: the schedule `r`, and the sizes and source map of the last forward."
     def _tome_num_blocks(self) -> int: raise NotImplementedError      # the blocks `r` is spread over
     def _tome_last(self) -> dict: return self._tome_state or {}      # what the last forward left: size, source
+
+    def __prepare_scriptable__(self):
+        "TorchScript calls this first: refuse in one line that names the supported routes."
+        raise TypeError(f"{type(self).__name__} cannot be compiled with TorchScript (torch.jit.script): its token counts change "
+                        "from block to block and its schedule is a Python object; use torch.compile or torch.export, which "
+                        "support patched models, or script the unpatched model")
 
     @property
     def r(self) -> Schedule:
@@ -170,7 +191,8 @@ class _ReducedViT(_PatchedModel):
 
     def forward_features(self, x: Tensor, attn_mask: Optional[Tensor] = None, is_causal: bool = False) -> Tensor:
         "Patch embedding, prefix tokens, then the blocks with token reduction; sizes kept for `pool`."
-        if attn_mask is not None or is_causal:
+        tracing = fx_tracing()                                                        # FX passes placeholders for every argument
+        if not tracing and (attn_mask is not None or is_causal):
             raise NotImplementedError("a token-reduced model takes no attn_mask/is_causal: the token count changes")
         cfg, P = self._tome_cfg, self.num_prefix_tokens
         x = embed_tokens(self, x)                                                     # [B, N, C]
@@ -180,6 +202,10 @@ class _ReducedViT(_PatchedModel):
         rs = cfg.rs if cfg.rs is not None else parse_r(len(self.blocks), cfg.r)
         for i, (blk, r) in enumerate(zip(self.blocks, rs)):
             if cfg.before is not None: x, size, source = cfg.before(i, x, size, source, P)
+            if tracing:                                       # FX: timm's own block while nothing is merged, else one call
+                if r == 0 and size is None and source is None: x = blk(x)
+                else: blk._tome_cfg = cfg; x, size, source = traced_block(blk, x, size, source, r, P, i)
+                continue
             args = (blk, x, size, source, r, P, cfg.reduce, cfg.prop_attn, cfg.trace_source, i, cfg.cap)
             if self.grad_checkpointing and torch.is_grad_enabled():
                 x, size, source = checkpoint(block_forward, *args, use_reentrant=False)
@@ -192,7 +218,7 @@ class _ReducedViT(_PatchedModel):
     def _tome_size_for(self, x: Tensor) -> Optional[Tensor]:
         "The sizes of the tokens in `x`, from the most recent `forward_features`."
         size = self.tome_size
-        if size is None: return None
+        if size is None or isinstance(size, torch.fx.Proxy): return size            # (a Proxy while FX traces)
         if x.shape[:2] == size.shape[:2]: return size
         raise ValueError(f"forward_head got features of shape {tuple(x.shape)}, but the last forward_features "
                          f"produced {tuple(size.shape[:2])} (batch, tokens): call forward_features on this batch first")
@@ -330,6 +356,7 @@ def remove_patch(model: nn.Module) -> nn.Module:
     if hasattr(model, "_tome_unpatch"): return model._tome_unpatch()     # transformers models patch several modules (05b)
     model.__class__ = cls
     for name in ("_tome_orig_class", "_tome_cfg", "_tome_state"): delattr(model, name)
+    for blk in getattr(model, "blocks", ()): blk.__dict__.pop("_tome_cfg", None)   # left by an FX trace (`traced_block`)
     if "token_predictors" in model._modules: del model._modules["token_predictors"]   # learned pruning heads (chapter 09)
     return model
 
