@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from .patch import ToMeReduce, _ReducedViT, block_forward, patch_model
-from .prune import PRUNING_BUDGET, cache_path, fit_pruner, training_settings
+from .prune import PRUNING_BUDGET, cache_path, fit_pruner, register_method, training_settings
 from .similarity import embed_tokens
 from .train import FitConfig, History
 
@@ -91,6 +91,8 @@ def apply_avit(model: nn.Module, # a timm ViT (fine-tuned with `train_avit`), pa
                 cost=_avit_cost)
     model.token_predictors = halting            # a submodule, so gamma and beta move with .to()
     return model
+
+register_method("avit", apply_avit)             # apply_method(model, "avit", ...) (chapter 09)
 
 # %% ../nbs/09b_avit.ipynb #41477d29
 def avit_train_forward(model: nn.Module, x: Tensor, hs: HaltingState) -> Tuple[Tensor, Tensor, Tensor]:

@@ -12,13 +12,15 @@ import torch
 from torch import Tensor, nn
 
 from .assets import run_info, write_csv
+from .hf import hf_backbone, hf_gflops, hf_layers, is_hf_model, require_transformers
 from .patch import ReduceInput, Schedule, ToMeReduce, apply_patch, is_patched, model_gflops, parse_r, patch_model, remove_patch
+from .tv import is_tv_vit, tv_gflops
 
 # %% auto #0
 __all__ = ['DTYPES', 'CPU_SWEEP', 'GPU_SWEEP', 'GPU_SWEEP_COMPILED', 'resolve_device', 'resolve_dtype', 'prepare', 'make_step',
            'calibrate', 'timed_run', 'benchmark', 'compare', 'paired_ratio', 'speed_columns', 'explicit_attention_copy',
-           'tome_sweep', 'sweep_rows', 'reduction_overhead', 'run_sweep', 'keep_first', 'free_reduction',
-           'latency_sweep', 'overhead_sweep']
+           'tome_sweep', 'sweep_rows', 'library_sweep', 'reduction_overhead', 'run_sweep', 'keep_first',
+           'free_reduction', 'latency_sweep', 'overhead_sweep']
 
 # %% ../nbs/07_benchmarking.ipynb #d18dadfe
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -234,6 +236,36 @@ def sweep_rows(res: Dict[str, dict], # the result of `compare`
     return [dict(model=name, method=key.split()[0], r=str(r), weights=weights, compile=compile, train=train,
                  img_s=round(res[key]["img_s"], 3), img_s_min=round(res[key]["img_s_min"], 3), img_s_max=round(res[key]["img_s_max"], 3),
                  **speed_columns(res, key, base, gflops(r), base_g), runs=res[key]["runs"], **extra, **info) for key, r in settings]
+
+# %% ../nbs/07_benchmarking.ipynb #e18a0002
+def library_sweep(model: nn.Module, # an unpatched transformers or torchvision vision model
+                  rs: Sequence = (0, 8, 13, 16), # schedules to measure
+                  batch_size: int = 32, # images per batch
+                  device: str | torch.device = "auto", # auto, cpu or cuda
+                  dtype: str | torch.dtype = "float32", # compute dtype
+                  runs: int = 7, # interleaved rounds
+                  min_run_time: float = 0.3, # seconds per timed run
+                  name: Optional[str] = None, # model name for the rows
+                  weights: str = "", # how the weights were obtained, for the rows
+                  progress: bool = True, # progress bar
+                 ) -> List[dict]:
+    "Interleaved throughput of a transformers or torchvision model, unpatched and with ToMe at each `r`; rows as `tome_sweep`'s."
+    if is_hf_model(model):
+        lib, gflops, L, img = "transformers", hf_gflops, len(hf_layers(model)), hf_backbone(model).config.image_size
+        version = require_transformers().__version__
+    elif is_tv_vit(model):
+        import torchvision                                              # (only for its version)
+        lib, gflops, L, img, version = "torchvision", tv_gflops, len(model.encoder.layers), model.image_size, torchvision.__version__
+    else: raise TypeError(f"expected a transformers or torchvision vision model, got {type(model).__name__}")
+    if is_patched(model): raise ValueError("library_sweep needs the unpatched model (it patches copies itself)")
+    for r in rs: parse_r(L, r)
+    img = img if isinstance(img, int) else img[0]
+    models = {lib: model, **{f"tome {r}": apply_patch(copy.deepcopy(model), r=r) for r in rs}}
+    res = compare(models, batch_size, img, device, dtype, runs, 2, min_run_time, progress=progress)
+    info = run_info(resolve_device(device), dtype, batch_size)
+    return sweep_rows(res, [(lib, 0)] + [(f"tome {r}", r) for r in rs], lib, lambda r: gflops(model, r), name or type(model).__name__,
+                      weights, False, False, info, library=lib, library_version=version)
+
 
 # %% ../nbs/07_benchmarking.ipynb #b8f7ba82
 @torch.inference_mode()

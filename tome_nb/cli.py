@@ -8,14 +8,12 @@ import argparse, os, sys
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
+from .checks import CLIError, _max_r, _num_mergeable, check_model_name, check_output, check_r_limit, one_line
+
 # %% auto #0
-__all__ = ['CLIError', 'check_model_name', 'check_output', 'check_common_args', 'check_r_limit', 'plot_bench', 'bench',
-           'data_items', 'bench_library', 'add_compare_args', 'run_compare', 'one_line', 'main']
+__all__ = ['check_common_args', 'plot_bench', 'bench', 'data_items', 'bench_library', 'add_compare_args', 'run_compare', 'main']
 
 # %% ../nbs/07a_cli.ipynb #bd559369
-class CLIError(Exception):
-    "A problem with the command line's arguments or inputs: reported in one line, exit status 2."
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tome_nb", description="Token Merging (ToMe) for Vision Transformers (timm; transformers and "
                                 "torchvision through bench --model hf:NAME / tv:NAME): benchmark tome_nb against the unpatched "
@@ -72,15 +70,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/07a_cli.ipynb #def350fd
-def _num_mergeable(model) -> int:
-    "The tokens of `model`'s first block that may be merged (all but the class, distillation and register tokens)."
-    from tome_nb.patch import num_input_tokens
-    return num_input_tokens(model) - model.num_prefix_tokens
-
-def _max_r(model) -> int:
-    "The largest r that the first block of `model` can merge."
-    return _num_mergeable(model) // 2
-
 def _load_model(args):
     "The model for `bench`, with real weights when possible, and a label saying which."
     from tome_nb.assets import AssetsNotFoundError, create_model
@@ -94,25 +83,6 @@ def _load_model(args):
         if args.data: raise CLIError(f"no real weights for {args.model} (no assets file, no download): top-1 on "
                                      "--data needs them; pass --weights FILE or set TOME_NB_ASSETS") from None
         return create_model(args.model, pretrained=False), "random (no real weights found: set TOME_NB_ASSETS or pass --weights)"
-
-def check_model_name(name: str) -> None:
-    "Refuse a name that is not a timm model (tags such as `.augreg_in21k` are allowed)."
-    from tome_nb.assets import is_timm_model
-    if not is_timm_model(name): raise CLIError(f"unknown timm model {name!r} (see timm.list_models('*vit*'))")
-
-def check_output(path: str | Path, # a file the command will write
-                 option: str, # the option that named it, for the message (e.g. "--csv")
-                 overwrite: bool = False, # the user allowed replacing an existing file
-                ) -> Path:
-    "An output file, checked before any work: its folder exists and is writable, and it is not there yet unless `overwrite`."
-    p = Path(path).expanduser()
-    if p.is_dir(): raise CLIError(f"{option} {path} is a folder, not a file")
-    folder = p.resolve().parent
-    if not folder.is_dir(): raise CLIError(f"{option}: folder does not exist for {path}")
-    if not os.access(folder, os.W_OK): raise CLIError(f"{option}: cannot write in {folder} (permission denied)")
-    if p.exists() and not overwrite:
-        raise CLIError(f"{option} {path} already exists: pass --overwrite to replace it, or choose another file")
-    return p
 
 def check_common_args(args: argparse.Namespace, # parsed options of a subcommand
                       counts: Sequence[str], # options that must be at least 1 (attribute names)
@@ -130,18 +100,6 @@ def check_common_args(args: argparse.Namespace, # parsed options of a subcommand
         except (FileNotFoundError, ValueError) as e: raise CLIError(f"--data {args.data}: {one_line(e)}") from None
     for option, path in outputs:
         if path is not None: check_output(path, option, getattr(args, "overwrite", False))
-
-def check_r_limit(model, # the model the schedules are for (timm; `_max_r` of it)
-                  schedules: Sequence, # the schedules asked for (ints, lists or (r, inflect))
-                  name: str, # the model's name, for the message
-                 ) -> None:
-    "One rule for every command: no block may be asked to merge more than the first block can (half its mergeable tokens)."
-    from tome_nb.patch import parse_r
-    top = _max_r(model)
-    for s in schedules:
-        if max(parse_r(len(model.blocks), s)) > top:
-            raise CLIError(f"--r {s} is more than {name} can merge in one block "
-                           f"(at most {top} of its {_num_mergeable(model)} patch tokens)")
 
 def _check_bench_args(args) -> None:
     from tome_nb.bench import resolve_device, resolve_dtype
@@ -294,7 +252,8 @@ def bench_library(args: argparse.Namespace) -> int:
     if args.compile or args.train or args.explicit:
         raise CLIError("--compile, --train and --explicit are for timm models; hf: and tv: models are timed for inference only")
     model, weights, source = _library_model(args)
-    from tome_nb.hf import Logits, hf_num_input_tokens, hf_num_protected, is_hf_model, library_sweep
+    from tome_nb.bench import library_sweep
+    from tome_nb.hf import Logits, hf_num_input_tokens, hf_num_protected, is_hf_model
     from tome_nb.patch import apply_patch
     hf = is_hf_model(model)
     n, P = (hf_num_input_tokens(model), hf_num_protected(model)) if hf else (model.seq_length, 1)
@@ -362,15 +321,6 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0
 
 # %% ../nbs/07a_cli.ipynb #3e56d686
-def one_line(e: BaseException) -> str:
-    "An error as one line: its message's first line, or, for one raised in a data-loader worker, the original error's."
-    text = str(e)
-    lines = [l for l in text.splitlines() if l.strip()] or [type(e).__name__]
-    if "Original Traceback" in text:                                  # DataLoader re-raises a worker's error with its traceback
-        last = lines[-1]
-        return last.split(": ", 1)[1] if ": " in last and last.split(": ", 1)[0].replace(".", "").replace("_", "").isalnum() else last
-    return lines[0]
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     "The `tome_nb` command: parse `argv` (default: the process arguments), run, return the exit status."
     parser = _parser()

@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from .patch import ToMeReduce, num_input_tokens, patch_model
 from .prune import (PRUNING_BUDGET, _masked_block, cached_modules, dynamicvit_ratios, fit_pruner, keep_ratio_penalty, keep_tokens,
-                           learned_params, training_settings)
+                           learned_params, register_method, training_settings)
 from .similarity import embed_tokens
 from .train import FitConfig, History
 
@@ -76,6 +76,8 @@ def apply_dynamicvit(model: nn.Module, # a timm ViT, patched in place
                 base_ratio=base_ratio, locations=tuple(locations), cost=hook.cost)
     model.token_predictors = predictors          # a submodule, so it moves with .to() (removed by remove_patch)
     return model
+
+register_method("dynamicvit", apply_dynamicvit)  # apply_method(model, "dynamicvit", ...) (chapter 09)
 
 # %% ../nbs/09a_dynamicvit.ipynb #5ae0dd37
 def dynamicvit_train_forward(model: nn.Module, # an unpatched timm ViT

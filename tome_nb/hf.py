@@ -15,7 +15,7 @@ from .attention import prop_attention, size_bias
 from .flops import vit_gflops
 from .matching import capped_r, merged_token_counts
 from .merge import unmerge_tokens
-from .patch import PatchConfig, ReduceInput, Schedule, ToMeReduce, _PatchedModel, _patched_class, parse_r
+from .patch import PatchConfig, ReduceInput, Schedule, ToMeReduce, _PatchedModel, _patched_class, parse_r, register_family
 
 # %% auto #0
 __all__ = ['HF_EXTRA', 'MIN_TRANSFORMERS', 'HF_LAYERS', 'HF_ATTENTIONS', 'HF_QKV', 'HF_BACKBONES', 'HF_MODELS', 'HF_FEATURE_MAPS',
@@ -23,7 +23,7 @@ __all__ = ['HF_EXTRA', 'MIN_TRANSFORMERS', 'HF_LAYERS', 'HF_ATTENTIONS', 'HF_QKV
            'hf_layers', 'hf_num_protected', 'hf_check_supported', 'check_mha', 'mha_qkv', 'mha_forward',
            'hf_eager_attention', 'masks_nothing', 'key_validity', 'reduce_padded', 'hf_apply_patch',
            'hf_num_input_tokens', 'hf_token_counts', 'hf_gflops', 'check_timm_convertible', 'hf_config_from_timm',
-           'timm_depth', 'block_params', 'timm_to_hf_state_dict', 'hf_from_timm', 'library_sweep', 'Logits']
+           'timm_depth', 'block_params', 'timm_to_hf_state_dict', 'hf_from_timm', 'Logits']
 
 # %% ../nbs/05b_transformers.ipynb #57ea47dc
 HF_EXTRA = "pip install 'tome_nb[hf]'"
@@ -389,8 +389,27 @@ def _swap(module: nn.Module, mixin: type, run: _HFRun) -> None:
     "Patch one module: new class, shared run state."
     module._tome_orig_class = _orig(module)
     module.__class__ = _patched_class(module._tome_orig_class, mixin, "ToMe")   # chapter 05's, registered here
+    if "forward" in mixin.__dict__ and "forward" not in type(module).__dict__: _keep_signature(type(module), module._tome_orig_class)
     module._tome_run = run
     run.modules.append(module)
+
+def _keep_signature(cls: type, orig: type) -> None:
+    "Give a patched class's own `forward` the original's signature, which transformers' tools inspect (e.g. for `output_attentions`)."
+    import inspect
+    base = cls.forward
+    def forward(self, *args: Any, **kwargs: Any) -> Any: return base(self, *args, **kwargs)
+    forward.__signature__, forward.__doc__ = inspect.signature(orig.forward), base.__doc__
+    cls.forward = forward
+
+def _share_weight_conversions(model: nn.Module) -> None:
+    """transformers renames the keys of older checkpoints by looking up the model's class name (then its model type),
+    and skips classes it does not know: give the patched class the original's renamings, so a model patched before
+    `from_pretrained` loads its weights loads them all."""
+    from transformers import conversion_mapping as cm
+    new, orig = type(model).__name__, model._tome_orig_class.__name__
+    mapping = cm.get_checkpoint_conversion_mapping(orig) or cm.get_checkpoint_conversion_mapping(model.config.model_type)
+    if mapping is not None and (new not in cm.USER_REGISTERED_MAPPINGS or cm.get_checkpoint_conversion_mapping(new) is None):
+        cm.register_checkpoint_conversion_mapping(new, mapping, overwrite=True)
 
 def _register_outputs(model: nn.Module) -> None:
     "Let transformers' output capture (hidden states, attentions) work for the patched classes."
@@ -424,7 +443,14 @@ def hf_apply_patch(model: nn.Module, # a supported transformers vision model, pa
     _swap(model, _ToMeHFMeanHead if type(model).__name__ in HF_MEAN_HEADS else _ToMeHFModel, run)
     model._tome_cfg = cfg
     _register_outputs(model)
+    _share_weight_conversions(model)
     return model
+
+def _is_hf_class(cls: type) -> bool:
+    tf = sys.modules.get("transformers")                                # not imported: then no model can be one
+    return tf is not None and getattr(tf, "PreTrainedModel", None) is not None and issubclass(cls, tf.PreTrainedModel)
+
+register_family(_is_hf_class, hf_apply_patch)                          # `apply_patch` sends transformers models here
 
 # %% ../nbs/05b_transformers.ipynb #d18bef9a
 def hf_num_input_tokens(model: nn.Module) -> int:
@@ -559,38 +585,6 @@ def hf_from_timm(model: nn.Module, # a timm ViT or DeiT with its weights
     return hf.eval()
 
 # %% ../nbs/05b_transformers.ipynb #261c3bd1
-def library_sweep(model: nn.Module, # an unpatched transformers or torchvision vision model
-                  rs: Sequence = (0, 8, 13, 16), # schedules to measure
-                  batch_size: int = 32, # images per batch
-                  device: str | torch.device = "auto", # auto, cpu or cuda
-                  dtype: str | torch.dtype = "float32", # compute dtype
-                  runs: int = 7, # interleaved rounds
-                  min_run_time: float = 0.3, # seconds per timed run
-                  name: Optional[str] = None, # model name for the rows
-                  weights: str = "", # how the weights were obtained, for the rows
-                  progress: bool = True, # progress bar
-                 ) -> List[dict]:
-    "Interleaved throughput of a transformers or torchvision model, unpatched and with ToMe at each `r`; rows as `tome_sweep`'s."
-    from tome_nb.assets import run_info
-    from tome_nb.bench import compare, resolve_device, sweep_rows
-    from tome_nb.patch import apply_patch, is_patched
-    from tome_nb.tv import is_tv_vit, tv_gflops
-    if is_hf_model(model):
-        lib, gflops, L, img = "transformers", hf_gflops, len(hf_layers(model)), hf_backbone(model).config.image_size
-        version = require_transformers().__version__
-    elif is_tv_vit(model):
-        import torchvision
-        lib, gflops, L, img, version = "torchvision", tv_gflops, len(model.encoder.layers), model.image_size, torchvision.__version__
-    else: raise TypeError(f"expected a transformers or torchvision vision model, got {type(model).__name__}")
-    if is_patched(model): raise ValueError("library_sweep needs the unpatched model (it patches copies itself)")
-    for r in rs: parse_r(L, r)
-    img = img if isinstance(img, int) else img[0]
-    models = {lib: model, **{f"tome {r}": apply_patch(copy.deepcopy(model), r=r) for r in rs}}
-    res = compare(models, batch_size, img, device, dtype, runs, 2, min_run_time, progress=progress)
-    info = run_info(resolve_device(device), dtype, batch_size)
-    return sweep_rows(res, [(lib, 0)] + [(f"tome {r}", r) for r in rs], lib, lambda r: gflops(model, r), name or type(model).__name__,
-                      weights, False, False, info, library=lib, library_version=version)
-
 class Logits(nn.Module):
     "A transformers image classifier as a module that returns its logits tensor (for `evaluate` and other tensor-in, tensor-out code)."
     def __init__(self, model: nn.Module): super().__init__(); self.model = model

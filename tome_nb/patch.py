@@ -25,9 +25,9 @@ from .similarity import attention_qkv, embed_tokens
 
 # %% auto #0
 __all__ = ['Schedule', 'METRICS', 'parse_r', 'ReduceInput', 'ToMeReduce', 'block_forward', 'traced_block', 'fx_tracing',
-           'PatchConfig', 'attn_pool_forward', 'check_supported', 'patch_model', 'apply_patch', 'remove_patch',
-           'is_patched', 'num_input_tokens', 'token_counts', 'model_mlp_ratio', 'model_macs', 'model_gflops',
-           'tracing_source', 'dense_features']
+           'PatchConfig', 'attn_pool_forward', 'check_supported', 'patch_model', 'register_family', 'apply_patch',
+           'remove_patch', 'is_patched', 'num_input_tokens', 'token_counts', 'model_mlp_ratio', 'model_macs',
+           'model_gflops', 'tracing_source', 'dense_features']
 
 # %% ../nbs/05_timm.ipynb #b7a88466
 Schedule = Union[int, Sequence[int], Tuple[int, float]]    # one r for all blocks, one per block, or (r, inflect)
@@ -256,7 +256,7 @@ def attn_pool_forward(pool: AttentionPoolLatent, # timm's attention pooling head
     q = q.reshape(B, pool.latent_len, pool.num_heads, pool.head_dim).transpose(1, 2)            # [B, H, L, d_h]
     k, v = pool.kv(x).reshape(B, N, 2, pool.num_heads, pool.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
     q, k = pool.q_norm(q), pool.k_norm(k)
-    o = prop_attention(q, k, v, size, fused=pool.fused_attn)                                   # [B, H, L, d_h]
+    o = prop_attention(q, k, v, size, fused=pool.fused_attn, check=False)                      # [B, H, L, d_h] (shapes built here)
     o = pool.proj_drop(pool.proj(o.transpose(1, 2).reshape(B, pool.latent_len, C)))            # [B, L, C]
     if pool.mlp is not None: o = o + pool.mlp(pool.norm(o))
     if pool.pool == "token": return o[:, 0]
@@ -324,19 +324,18 @@ def patch_model(model: nn.Module, # a timm VisionTransformer
     return model
 
 # %% ../nbs/05_timm.ipynb #090db235
-def _other_library_patch(model: nn.Module) -> Optional[Callable]:
-    "The patch for a torchvision or Hugging Face transformers ViT (chapters 05b, 05c); None for any other model."
-    import sys
+_FAMILIES: List[Tuple[Callable[[type], bool], Callable]] = []   # (is this a class of that library?, its apply_patch)
+
+def register_family(detect: Callable[[type], bool], # a model class -> whether it belongs to this family
+                    apply: Callable, # its patch: (model, r, trace_source, prop_attn, metric) -> model
+                   ) -> None:
+    "Let `apply_patch` hand the models `detect` recognises to `apply`: how chapters 05b and 05c plug in transformers and torchvision."
+    _FAMILIES.append((detect, apply))
+
+def _family_patch(model: nn.Module) -> Optional[Callable]:
+    "The registered patch for `model`'s library; None for a timm model (or any other)."
     cls = getattr(model, "_tome_orig_class", type(model))
-    tv = sys.modules.get("torchvision.models.vision_transformer")
-    if tv is not None and issubclass(cls, tv.VisionTransformer):
-        from tome_nb.tv import tv_apply_patch
-        return tv_apply_patch
-    tf = sys.modules.get("transformers")
-    if tf is not None and getattr(tf, "PreTrainedModel", None) is not None and issubclass(cls, tf.PreTrainedModel):
-        from tome_nb.hf import hf_apply_patch
-        return hf_apply_patch
-    return None
+    return next((apply for detect, apply in _FAMILIES if detect(cls)), None)
 
 def apply_patch(model: nn.Module, # a timm VisionTransformer (or a torchvision / transformers ViT), patched in place
                 r: Schedule = 0, # tokens merged per block: int, list, or (r, inflect); `model.r` changes it later
@@ -345,7 +344,7 @@ def apply_patch(model: nn.Module, # a timm VisionTransformer (or a torchvision /
                 metric: str = "keys", # similarity features: keys, queries, values or x (ablations)
                ) -> nn.Module:
     "Apply Token Merging to a timm Vision Transformer (or a torchvision or transformers one), in place; returns the model."
-    other = None if isinstance(model, VisionTransformer) else _other_library_patch(model)
+    other = None if isinstance(model, VisionTransformer) else _family_patch(model)
     if other is not None: return other(model, r, trace_source, prop_attn, metric)
     return patch_model(model, "tome", r, ToMeReduce(metric), trace_source, prop_attn, metric=metric)
 

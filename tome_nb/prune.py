@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from .flops import vit_macs_counts
-from .patch import ReduceInput, ToMeReduce, model_mlp_ratio, num_input_tokens, Schedule, patch_model
+from .patch import ReduceInput, ToMeReduce, apply_patch, model_mlp_ratio, num_input_tokens, Schedule, patch_model
 from .similarity import attention_qkv
 from .train import UNCHECKED_OPTIONS, FitConfig, History, fit, kl_to_teacher, named_config, train_transform
 
@@ -25,11 +25,7 @@ __all__ = ['PRUNING_BUDGET', 'RAND_AUGMENT', 'TRAINING_METRICS', 'OFF_WHEN_NONE'
            'evit_schedule', 'apply_evit', 'measured_gflops', 'pruning_dataset', 'train_loader', 'distill_loss',
            'keep_ratio_loss', 'keep_ratio_penalty', 'PrunerTraining', 'PruningLoss', 'learned_params', 'fit_pruner',
            'training_run_label', 'plot_training_curves', 'top1_at_share', 'plot_learning_curves', 'cache_dir',
-           'budget_settings', 'training_settings', 'cache_path', 'cached_modules', 'apply_method', 'KeepPredictor',
-           'predictor_macs', 'DynamicViTPrune', 'apply_dynamicvit', 'dynamicvit_train_forward', 'train_dynamicvit',
-           'cached_dynamicvit', 'HaltingState', 'halting_scores', 'apply_avit', 'avit_depths', 'avit_train_forward',
-           'depth_prior', 'train_avit', 'cached_avit', 'TokenSelector', 'selector_macs', 'package_tokens', 'SPViTPrune',
-           'apply_spvit', 'spvit_train_forward', 'train_spvit', 'cached_spvit']
+           'budget_settings', 'training_settings', 'cache_path', 'cached_modules', 'register_method', 'apply_method']
 
 # %% ../nbs/09_pruning.ipynb #fbf6e161
 def keep_tokens(P: int, # protected prefix length (always kept, in front)
@@ -441,38 +437,22 @@ def cached_modules(kind: str, # the method, e.g. "spvit"
     return backbone, mods, hist
 
 # %% ../nbs/09_pruning.ipynb #a78f6b02
-METHODS = ("tome", "tome-drop", "random-drop", "evit", "dynamicvit", "avit", "spvit")
+METHODS: Dict[str, Callable] = {}      # method name -> its apply function; each method's module registers its own
+
+def register_method(name: str, # the name `apply_method` takes
+                    fn: Callable, # (model, **settings) -> the patched model
+                   ) -> Callable:
+    "Make `apply_method(model, name)` call `fn`: how the learned methods' modules (chapters 09a-09c) join in."
+    METHODS[name] = fn
+    return fn
 
 def apply_method(model: nn.Module, # a timm ViT, patched in place
                  method: str, # one of METHODS
                  **kwargs, # the method's settings (r, keep_rate, predictors, halting, selectors, ...)
                 ) -> nn.Module:
     "Apply a token-reduction method by name."
-    from tome_nb.patch import apply_patch
-    from tome_nb.dynamicvit import apply_dynamicvit
-    from tome_nb.avit import apply_avit
-    from tome_nb.spvit import apply_spvit
-    fns = {"tome": apply_patch, "tome-drop": apply_tome_drop, "random-drop": apply_random_drop, "evit": apply_evit,
-           "dynamicvit": apply_dynamicvit, "avit": apply_avit, "spvit": apply_spvit}
-    if method not in fns: raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
-    return fns[method](model, **kwargs)
+    if method not in METHODS: raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    return METHODS[method](model, **kwargs)
 
-# %% ../nbs/09_pruning.ipynb #f89f35a1
-_LEARNED = {"tome_nb.dynamicvit": ("KeepPredictor", "predictor_macs", "DynamicViTPrune", "apply_dynamicvit",
-                                   "dynamicvit_train_forward", "train_dynamicvit", "cached_dynamicvit"),
-            "tome_nb.avit": ("HaltingState", "halting_scores", "apply_avit", "avit_depths", "avit_train_forward", "depth_prior",
-                             "train_avit", "cached_avit"),
-            "tome_nb.spvit": ("TokenSelector", "selector_macs", "package_tokens", "SPViTPrune", "apply_spvit",
-                              "spvit_train_forward", "train_spvit", "cached_spvit")}
-_all_ = ["KeepPredictor", "predictor_macs", "DynamicViTPrune", "apply_dynamicvit", "dynamicvit_train_forward",
-         "train_dynamicvit", "cached_dynamicvit", "HaltingState", "halting_scores", "apply_avit", "avit_depths",
-         "avit_train_forward", "depth_prior", "train_avit", "cached_avit", "TokenSelector", "selector_macs", "package_tokens",
-         "SPViTPrune", "apply_spvit", "spvit_train_forward", "train_spvit", "cached_spvit"]
-
-def __getattr__(name: str):
-    "The learned methods' names, from their own modules (imported on first use, so the modules can build on this one)."
-    for module, names in _LEARNED.items():
-        if name in names:
-            import importlib
-            return getattr(importlib.import_module(module), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+for _name, _fn in (("tome", apply_patch), ("tome-drop", apply_tome_drop), ("random-drop", apply_random_drop), ("evit", apply_evit)):
+    register_method(_name, _fn)

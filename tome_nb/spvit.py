@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from .patch import ToMeReduce, num_input_tokens, patch_model
 from .prune import (PRUNING_BUDGET, _masked_block, cached_modules, dynamicvit_ratios, fit_pruner, keep_ratio_penalty, keep_tokens,
-                           learned_params, training_settings)
+                           learned_params, register_method, training_settings)
 from .similarity import embed_tokens
 from .train import FitConfig, History
 
@@ -123,6 +123,8 @@ def apply_spvit(model: nn.Module, # a timm ViT, patched in place
                 locations=tuple(locations), package=package, cost=hook.cost)
     model.token_predictors = selectors           # a submodule, so it moves with .to() (removed by remove_patch)
     return model
+
+register_method("spvit", apply_spvit)            # apply_method(model, "spvit", ...) (chapter 09)
 
 # %% ../nbs/09c_spvit.ipynb #fedd391e
 def _pack(vals: Tensor, member: Tensor, size: Tensor, log_score: Tensor) -> Tuple[Tensor, Tensor]:

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from .assets import (AssetsNotFoundError, check_image_files, check_labels, labelled_images, read_csv, run_info, usable_images,
                             write_csv)
 from .bench import calibrate, paired_ratio, resolve_device, resolve_dtype, timed_run
+from .checks import CLIError, check_model_name, check_output, check_r_limit, one_line
 from .eval import LabelledImages, evaluate, image_loader
 from .patch import Schedule, apply_patch, model_gflops, parse_r
 
@@ -707,7 +708,6 @@ def train(cfg: TrainConfig) -> History:
     if info.world_size > len(items):
         raise ValueError(f"{info.world_size} processes but only {len(items)} training images: use at most {len(items)}")
     model = training_model(cfg)
-    from tome_nb.cli import check_r_limit
     check_labels(items, model.num_classes)
     check_r_limit(model, [r], cfg.model)
     teacher = copy.deepcopy(model).eval().requires_grad_(False).to(info.device) if cfg.teacher else None
@@ -767,7 +767,6 @@ def eval_schedules(cfg: EvalConfig) -> List[dict]:
     info = init_distributed(cfg.device)
     name, rs, folder = eval_setup(cfg)
     model = create_model(name, pretrained=False) if cfg.random_weights else create_model(name, weights=cfg.weights)
-    from tome_nb.cli import check_r_limit
     check_r_limit(model, rs, name)
     model = apply_patch(model)
     loader = image_loader(usable_images(labelled_images(folder, cfg.limit), cfg.skip_bad_images, "data"), model, batch_size=cfg.batch_size)
@@ -864,7 +863,6 @@ def _options(cls: type, args: argparse.Namespace) -> Any:
 
 def _world(nproc: int) -> int:
     "The number of processes a command will run in: --nproc, or torchrun's WORLD_SIZE."
-    from tome_nb.cli import CLIError
     env = int(os.environ.get("WORLD_SIZE", "1"))
     if nproc < 1: raise CLIError(f"--nproc must be at least 1, got {nproc}")
     if nproc > 1 and env > 1: raise CLIError("--nproc starts processes itself: leave it at 1 under torchrun")
@@ -872,7 +870,6 @@ def _world(nproc: int) -> int:
 
 def _check_images(folder: Path, limit: Optional[int], option: str, world: int) -> int:
     "The number of labelled images in `folder`, with a one-line error for a missing or empty folder or too many processes."
-    from tome_nb.cli import CLIError
     if limit is not None and limit < 1: raise CLIError(f"--{option.replace('data', 'limit')} must be at least 1, got {limit}")
     try: n = len(labelled_images(folder, limit))
     except (AssetsNotFoundError, ValueError) as e: raise CLIError(f"--{option} {folder}: {str(e).splitlines()[0]}") from None
@@ -881,7 +878,6 @@ def _check_images(folder: Path, limit: Optional[int], option: str, world: int) -
 
 def check_out_folder(out: Optional[str]) -> None:
     "A run folder that can be created: its nearest existing ancestor is a writable folder."
-    from tome_nb.cli import CLIError
     if out is None: return
     p = Path(out).expanduser().resolve()
     while not p.exists(): p = p.parent
@@ -890,7 +886,6 @@ def check_out_folder(out: Optional[str]) -> None:
 
 def check_train_options(cfg: TrainConfig, world: int) -> None:
     "The checks of `tome_nb train` that need no process group; a `CLIError` in one line."
-    from tome_nb.cli import CLIError, check_model_name, one_line
     from tome_nb.assets import asset_path
     check_model_name(cfg.model)
     for name in ("epochs", "batch_size", "keep"):
@@ -929,7 +924,6 @@ def check_train_options(cfg: TrainConfig, world: int) -> None:
 
 def check_eval_options(cfg: EvalConfig, world: int) -> None:
     "The checks of `tome_nb eval` that need no process group; a `CLIError` in one line."
-    from tome_nb.cli import CLIError, check_model_name, check_output
     if cfg.batch_size < 1: raise CLIError(f"--batch-size must be at least 1, got {cfg.batch_size}")
     if cfg.weights and not Path(cfg.weights).expanduser().is_file(): raise CLIError(f"--weights file not found: {cfg.weights}")
     try: name, rs, folder = eval_setup(cfg)
@@ -952,7 +946,6 @@ def run_process(command: str, # the subcommand, for the error line
                 cfg: Any, # its options
                ) -> int:
     "One process of a command: run `fn(cfg)`; a mistake is printed in one line (by rank 0 only) and gives exit status 2."
-    from tome_nb.cli import CLIError, one_line
     try:
         fn(cfg); return 0
     except (CLIError, AssetsNotFoundError, CheckpointError, RunDirError, ValueError, OSError, RuntimeError) as e:

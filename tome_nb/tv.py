@@ -15,7 +15,7 @@ from .attention import prop_attention
 from .flops import vit_gflops
 from .hf import block_params, check_mha, check_timm_convertible, mha_qkv, timm_depth
 from .matching import capped_r, merged_token_counts
-from .patch import PatchConfig, ReduceInput, Schedule, ToMeReduce, _PatchedModel, _patched_class, parse_r
+from .patch import PatchConfig, ReduceInput, Schedule, ToMeReduce, _PatchedModel, _patched_class, parse_r, register_family
 
 # %% auto #0
 __all__ = ['is_tv_vit', 'tv_check_supported', 'tv_block_forward', 'tv_apply_patch', 'tv_num_input_tokens', 'tv_token_counts',
@@ -102,6 +102,12 @@ def tv_apply_patch(model: nn.Module, # a torchvision VisionTransformer, patched 
     model._tome_cfg = PatchConfig("tome", r, ToMeReduce(metric), bool(trace_source), bool(prop_attn), extra=dict(metric=metric))
     model._tome_state = None
     return model
+
+def _is_tv_class(cls: type) -> bool:
+    mod = sys.modules.get("torchvision.models.vision_transformer")      # not imported: then no model can be one
+    return mod is not None and issubclass(cls, mod.VisionTransformer)
+
+register_family(_is_tv_class, tv_apply_patch)                          # `apply_patch` sends torchvision ViTs here
 
 # %% ../nbs/05c_torchvision.ipynb #900558a8
 def tv_num_input_tokens(model: nn.Module) -> int:
