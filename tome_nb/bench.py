@@ -260,8 +260,10 @@ def library_sweep(model: nn.Module, # an unpatched transformers or torchvision v
     if is_patched(model): raise ValueError("library_sweep needs the unpatched model (it patches copies itself)")
     for r in rs: parse_r(L, r)
     img = img if isinstance(img, int) else img[0]
+    frames = getattr(hf_backbone(model).config, "num_frames", None) if lib == "transformers" else None
+    clips = torch.randn(batch_size, frames, 3, img, img) if frames else None          # a video model (VideoMAE) takes clips
     models = {lib: model, **{f"tome {r}": apply_patch(copy.deepcopy(model), r=r) for r in rs}}
-    res = compare(models, batch_size, img, device, dtype, runs, 2, min_run_time, progress=progress)
+    res = compare(models, batch_size, img, device, dtype, runs, 2, min_run_time, progress=progress, inputs=clips)
     info = run_info(resolve_device(device), dtype, batch_size)
     return sweep_rows(res, [(lib, 0)] + [(f"tome {r}", r) for r in rs], lib, lambda r: gflops(model, r), name or type(model).__name__,
                       weights, False, False, info, library=lib, library_version=version)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 import hashlib
+from safetensors.torch import load_file
 
 from .assets import asset_path
 from .avit import apply_avit, cached_avit
@@ -26,8 +27,8 @@ from .train import FitConfig, named_config
 
 # %% auto #0
 __all__ = ['PAPER_RECIPE', 'LONG_BUDGET', 'CACHED_TRAINING', 'MARKERS', 'COLORS', 'PUBLISHED_AS', 'comparison_variants',
-           'learned_variant', 'learning_curve', 'recipe_label', 'check_comparison_inputs', 'run_comparison',
-           'comparison_table', 'matched_flops', 'plot_comparison']
+           'learned_variant', 'learning_curve', 'long_variants', 'recipe_label', 'check_comparison_inputs',
+           'run_comparison', 'comparison_table', 'matched_flops', 'plot_comparison']
 
 # %% ../nbs/10_comparison.ipynb #d493a3a3
 def comparison_variants(model: nn.Module, # the unpatched model with real weights
@@ -132,6 +133,22 @@ def learning_curve(model: nn.Module, # the unpatched model with real weights (le
                  image_passes=e["step"] * budget.batch_size, top1=e.get("val_top1"), top5=e.get("val_top5"),
                  kl=e.get("kl"), agree=e.get("agree"), elapsed_s=e.get("elapsed_s"), train_epochs=budget.epochs,
                  train_batch=budget.batch_size, recipe=recipe_label(extra), steps_per_epoch=per_epoch) for e in hist.epochs]
+
+def long_variants(model: nn.Module, # the unpatched model with real weights
+                  name: str, # its timm name
+                  finetuned: Optional[str | Path] = None, # weights of chapter 12's ToMe fine-tune (model.safetensors), if any
+                  r_finetuned: int = 13, # the r it was fine-tuned at
+                  budget: FitConfig = LONG_BUDGET, # the learned methods' budget
+                  recipe: Optional[Dict[str, dict]] = PAPER_RECIPE, # and recipe
+                 ) -> Dict[str, Tuple[str, str, nn.Module]]:
+    """The comparison at the long budget: every training-free variant, each learned method at the setting of its
+    learning curve (trained as its paper trains it), and ToMe fine-tuned for the same image passes."""
+    out = comparison_variants(model, name, dynamicvit_keep=(0.7,), avit_depths=(8.0,), spvit_keep=(0.7,), spvit_prop=False,
+                              budget=budget, progress=False, recipe=recipe)
+    if finetuned is not None:
+        tuned = copy.deepcopy(model); tuned.load_state_dict(load_file(str(finetuned)))
+        out[f"tome r={r_finetuned} fine-tuned"] = ("tome (fine-tuned)", f"r={r_finetuned}", apply_patch(tuned, r=r_finetuned))
+    return out
 
 def recipe_label(extra: dict) -> str:
     "How a learned method was trained, in words: which parts were tuned, which augmentation."
