@@ -132,7 +132,8 @@ def learning_curve(model: nn.Module, # the unpatched model with real weights (le
     return [dict(method=method, setting=f"{'depth' if method == 'avit' else 'keep'}={setting}", epoch=e["epoch"],
                  image_passes=e["step"] * budget.batch_size, top1=e.get("val_top1"), top5=e.get("val_top5"),
                  kl=e.get("kl"), agree=e.get("agree"), elapsed_s=e.get("elapsed_s"), train_epochs=budget.epochs,
-                 train_batch=budget.batch_size, recipe=recipe_label(extra), steps_per_epoch=per_epoch) for e in hist.epochs]
+                 train_batch=budget.batch_size, recipe=recipe_label(extra, method), steps_per_epoch=per_epoch,
+                 mean_depth=e.get("mean_depth")) for e in hist.epochs]
 
 def long_variants(model: nn.Module, # the unpatched model with real weights
                   name: str, # its timm name
@@ -150,9 +151,12 @@ def long_variants(model: nn.Module, # the unpatched model with real weights
         out[f"tome r={r_finetuned} fine-tuned"] = ("tome (fine-tuned)", f"r={r_finetuned}", apply_patch(tuned, r=r_finetuned))
     return out
 
-def recipe_label(extra: dict) -> str:
+def recipe_label(extra: dict, # the method's extra training settings (a `PAPER_RECIPE` entry)
+                 method: str = "", # the method (A-ViT always tunes the whole network)
+                ) -> str:
     "How a learned method was trained, in words: which parts were tuned, which augmentation."
-    tuned = "backbone tuned" if extra.get("backbone_lr") is not None else "backbone frozen"
+    tuned = ("whole network tuned" if method == "avit" else
+             "backbone tuned" if extra.get("backbone_lr") is not None else "backbone frozen")
     return tuned + (f", {extra['augment']}" if extra.get("augment") else ", crop+flip")
 
 # %% ../nbs/10_comparison.ipynb #f14b5e58
@@ -217,7 +221,8 @@ def run_comparison(model_name: str = "deit_tiny_patch16_224", # timm model with 
     if not trained: return [dict(**row, **info, predictors="untrained (throughput only)") for row in rows]
     learned = lambda m: m.split()[0] in CACHED_TRAINING
     return [dict(**row, **info, train_epochs=budget.epochs, train_batch=budget.batch_size,
-                 train_recipe=recipe_label((recipe or {}).get(row["method"].split()[0], {})) if learned(row["method"]) else "-")
+                 train_recipe=recipe_label((recipe or {}).get(row["method"].split()[0], {}), row["method"].split()[0])
+                 if learned(row["method"]) else "-")
             for row in rows]
 
 def comparison_table(rows: List[dict], # comparison rows
