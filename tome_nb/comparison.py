@@ -13,9 +13,8 @@ import torch
 from torch import nn
 
 import hashlib
-from safetensors.torch import load_file
 
-from .assets import asset_path
+from .assets import asset_path, create_model
 from .avit import apply_avit, cached_avit
 from .dynamicvit import apply_dynamicvit, cached_dynamicvit
 from .eval import evaluate, image_loader
@@ -147,7 +146,7 @@ def long_variants(model: nn.Module, # the unpatched model with real weights
     out = comparison_variants(model, name, dynamicvit_keep=(0.7,), avit_depths=(8.0,), spvit_keep=(0.7,), spvit_prop=False,
                               budget=budget, progress=False, recipe=recipe)
     if finetuned is not None:
-        tuned = copy.deepcopy(model); tuned.load_state_dict(load_file(str(finetuned)))
+        tuned = create_model(name, weights=finetuned)
         out[f"tome r={r_finetuned} fine-tuned"] = ("tome (fine-tuned)", f"r={r_finetuned}", apply_patch(tuned, r=r_finetuned))
     return out
 

@@ -446,11 +446,7 @@ def hf_apply_patch(model: nn.Module, # a supported transformers vision model, pa
     _share_weight_conversions(model)
     return model
 
-def _is_hf_class(cls: type) -> bool:
-    tf = sys.modules.get("transformers")                                # not imported: then no model can be one
-    return tf is not None and getattr(tf, "PreTrainedModel", None) is not None and issubclass(cls, tf.PreTrainedModel)
-
-register_family(_is_hf_class, hf_apply_patch)                          # `apply_patch` sends transformers models here
+register_family(is_hf_model, hf_apply_patch)                          # `apply_patch` sends transformers models here
 
 # %% ../nbs/05b_transformers.ipynb #d18bef9a
 def hf_num_input_tokens(model: nn.Module) -> int:

@@ -324,9 +324,9 @@ def patch_model(model: nn.Module, # a timm VisionTransformer
     return model
 
 # %% ../nbs/05_timm.ipynb #090db235
-_FAMILIES: List[Tuple[Callable[[type], bool], Callable]] = []   # (is this a class of that library?, its apply_patch)
+_FAMILIES: List[Tuple[Callable[[nn.Module], bool], Callable]] = []   # (is this a model of that library?, its apply_patch)
 
-def register_family(detect: Callable[[type], bool], # a model class -> whether it belongs to this family
+def register_family(detect: Callable[[nn.Module], bool], # a model -> whether it belongs to this family (patched or not)
                     apply: Callable, # its patch: (model, r, trace_source, prop_attn, metric) -> model
                    ) -> None:
     "Let `apply_patch` hand the models `detect` recognises to `apply`: how chapters 05b and 05c plug in transformers and torchvision."
@@ -334,8 +334,7 @@ def register_family(detect: Callable[[type], bool], # a model class -> whether i
 
 def _family_patch(model: nn.Module) -> Optional[Callable]:
     "The registered patch for `model`'s library; None for a timm model (or any other)."
-    cls = getattr(model, "_tome_orig_class", type(model))
-    return next((apply for detect, apply in _FAMILIES if detect(cls)), None)
+    return next((apply for detect, apply in _FAMILIES if detect(model)), None)
 
 def apply_patch(model: nn.Module, # a timm VisionTransformer (or a torchvision / transformers ViT), patched in place
                 r: Schedule = 0, # tokens merged per block: int, list, or (r, inflect); `model.r` changes it later

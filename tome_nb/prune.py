@@ -437,7 +437,8 @@ def cached_modules(kind: str, # the method, e.g. "spvit"
     return backbone, mods, hist
 
 # %% ../nbs/09_pruning.ipynb #a78f6b02
-METHODS: Dict[str, Callable] = {}      # method name -> its apply function; each method's module registers its own
+METHODS: Dict[str, Callable] = {"tome": apply_patch, "tome-drop": apply_tome_drop, "random-drop": apply_random_drop,
+                                 "evit": apply_evit}   # name -> apply function; the learned methods' modules register theirs
 
 def register_method(name: str, # the name `apply_method` takes
                     fn: Callable, # (model, **settings) -> the patched model
@@ -453,6 +454,3 @@ def apply_method(model: nn.Module, # a timm ViT, patched in place
     "Apply a token-reduction method by name."
     if method not in METHODS: raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     return METHODS[method](model, **kwargs)
-
-for _name, _fn in (("tome", apply_patch), ("tome-drop", apply_tome_drop), ("random-drop", apply_random_drop), ("evit", apply_evit)):
-    register_method(_name, _fn)

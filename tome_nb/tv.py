@@ -103,11 +103,7 @@ def tv_apply_patch(model: nn.Module, # a torchvision VisionTransformer, patched 
     model._tome_state = None
     return model
 
-def _is_tv_class(cls: type) -> bool:
-    mod = sys.modules.get("torchvision.models.vision_transformer")      # not imported: then no model can be one
-    return mod is not None and issubclass(cls, mod.VisionTransformer)
-
-register_family(_is_tv_class, tv_apply_patch)                          # `apply_patch` sends torchvision ViTs here
+register_family(is_tv_vit, tv_apply_patch)                          # `apply_patch` sends torchvision ViTs here
 
 # %% ../nbs/05c_torchvision.ipynb #900558a8
 def tv_num_input_tokens(model: nn.Module) -> int:
