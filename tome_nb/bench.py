@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
+from tqdm.auto import tqdm
 from torch import Tensor, nn
 
 from .assets import run_info, write_csv
@@ -18,9 +19,9 @@ from .tv import is_tv_vit, tv_gflops
 
 # %% auto #0
 __all__ = ['DTYPES', 'CPU_SWEEP', 'GPU_SWEEP', 'GPU_SWEEP_COMPILED', 'resolve_device', 'resolve_dtype', 'prepare', 'make_step',
-           'calibrate', 'timed_run', 'benchmark', 'compare', 'paired_ratio', 'speed_columns', 'explicit_attention_copy',
-           'tome_sweep', 'sweep_rows', 'library_sweep', 'reduction_overhead', 'run_sweep', 'keep_first',
-           'free_reduction', 'latency_sweep', 'overhead_sweep']
+           'calibrate', 'timed_run', 'benchmark', 'compare', 'interleaved_rounds', 'interleaved', 'paired_ratio',
+           'speed_columns', 'explicit_attention_copy', 'tome_sweep', 'sweep_rows', 'library_sweep',
+           'reduction_overhead', 'run_sweep', 'keep_first', 'free_reduction', 'latency_sweep', 'overhead_sweep']
 
 # %% ../nbs/07_benchmarking.ipynb #d18dadfe
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -136,7 +137,6 @@ def compare(models: Dict[str, nn.Module], # name -> model (each is copied)
             inputs: Optional[Tensor] = None, # a batch to time on instead of random images (clips, spectrograms...)
            ) -> Dict[str, dict]:
     "Interleaved throughput of several models: per name, median items/s, min and max over runs."
-    from tqdm.auto import tqdm
     if not models: raise ValueError("compare: no models")
     _check_positive("batch_size", batch_size); _check_positive("runs", runs)
     if not isinstance(compile, bool) and not set(compile) <= set(models):
@@ -148,15 +148,35 @@ def compare(models: Dict[str, nn.Module], # name -> model (each is copied)
         cfg = getattr(first, "pretrained_cfg", None) or {}
         img_size = cfg.get("input_size", (3, 224, 224))[-1]
     if compile: torch._dynamo.reset()           # fresh compile caches: copies of one class would hit the recompile limit
-    steps, iters = {}, {}
+    steps = {}
     for name, model in models.items():
         m = prepare(model, dev, dt, compile if isinstance(compile, bool) else name in compile, train)
         steps[name] = make_step(m, batch_size, img_size, dev, dt, train, getattr(model, "num_classes", 1000), inputs)
-        iters[name] = calibrate(steps[name], dev, warmup, min_run_time)
-    secs = {name: [] for name in models}
-    names = list(models)
+    return interleaved(steps, batch_size, dev, runs, warmup, min_run_time, progress)
+
+def interleaved_rounds(names: Sequence[str], # what to time
+                       timed: Callable[[str], float], # one timed run of a name: seconds per step
+                       runs: int, # rounds
+                       progress: bool = False, # progress bar over the rounds
+                      ) -> Dict[str, List[float]]:
+    "Every name timed once per round, in the order A B C, then C B A, and so on: drift of the machine hits all of them alike."
+    secs = {n: [] for n in names}
     for k in tqdm(range(runs), desc="rounds", disable=not progress, leave=False):
-        for name in (names if k % 2 == 0 else names[::-1]): secs[name].append(timed_run(steps[name], dev, iters[name]))
+        for n in (names if k % 2 == 0 else names[::-1]): secs[n].append(timed(n))
+    return secs
+
+def interleaved(steps: Dict[str, Callable[[], object]], # name -> one step (a forward, a training step, ...)
+                batch_size: int, # items per step (for items per second)
+                device: str | torch.device = "cpu", # where the steps run (for synchronisation)
+                runs: int = 7, # rounds
+                warmup: int = 2, # untimed steps per name
+                min_run_time: float = 0.3, # seconds per timed run, at least
+                progress: bool = True, # progress bar over the rounds
+               ) -> Dict[str, dict]:
+    "Time step functions in interleaved rounds; per name the median items/s, min and max, and the seconds per step of each round."
+    dev = torch.device(device)
+    iters = {n: calibrate(s, dev, warmup, min_run_time) for n, s in steps.items()}
+    secs = interleaved_rounds(list(steps), lambda n: timed_run(steps[n], dev, iters[n]), runs, progress)
     out = {}
     for name, s in secs.items():
         ips = [batch_size / t for t in s]

@@ -4,26 +4,37 @@
 
 # %% ../nbs/07a_cli.ipynb #beef834d
 from __future__ import annotations
-import argparse, os, sys
+import argparse, copy, os, sys
+from dataclasses import fields, replace
+from importlib.metadata import version
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-from .checks import CLIError, _max_r, _num_mergeable, check_model_name, check_output, check_r_limit, one_line
+from .assets import (AssetsNotFoundError, asset_path, check_image_files, check_labels, create_model, is_timm_model,
+                            labelled_images, usable_images, write_csv)
+from .bench import library_sweep, resolve_device, resolve_dtype, tome_sweep
+from .checkpoint import CheckpointError, RunDirError, check_run_dir, weights_meta
+from .checks import CLIError, check_model_name, check_output, check_r_limit, one_line
+from .comparison import PAPER_RECIPE, comparison_table, plot_comparison, run_comparison
+from .distributed import close_distributed, launch_local
+from .eval import evaluate, image_loader
+from .hf import HF_MODELS, Logits, hf_from_timm, hf_num_input_tokens, hf_num_protected, is_hf_model, require_transformers
+from .patch import apply_patch, check_supported
+from .prune import PRUNING_BUDGET
+from .train import (DEFAULT_MODEL, TRAINABLE, EvalConfig, TrainConfig, check_auto_augment, eval_schedules, eval_setup,
+                           parse_schedule, train, train_dtype)
+from .tv import tv_from_timm
+from .vis import caption
+
 
 # %% auto #0
-__all__ = ['check_common_args', 'plot_bench', 'bench', 'data_items', 'bench_library', 'add_compare_args', 'run_compare', 'main']
+__all__ = ['add_bench_args', 'check_common_args', 'plot_bench', 'bench', 'data_items', 'bench_library', 'add_compare_args',
+           'run_compare', 'add_train_args', 'add_eval_args', 'check_out_folder', 'check_train_options',
+           'check_eval_options', 'run_process', 'run_train', 'run_eval', 'main']
 
 # %% ../nbs/07a_cli.ipynb #bd559369
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tome_nb", description="Token Merging (ToMe) for Vision Transformers (timm; transformers and "
-                                "torchvision through bench --model hf:NAME / tv:NAME): benchmark tome_nb against the unpatched "
-                                "models, compare merging with pruning, fine-tune with merging active, evaluate.")
-    p.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    b = sub.add_parser("bench", help="measure throughput (and accuracy) of timm vs tome_nb at each r",
-                       description="Time timm's unpatched model and tome_nb at each r in one interleaved run, on "
-                                   "random images (speed does not depend on the pixels); print a table, write a CSV "
-                                   "and a plot. With real weights and --data, also report top-1 at each r.")
+def add_bench_args(b: argparse.ArgumentParser) -> None:
+    "The options of `tome_nb bench`."
     b.add_argument("--model", default="deit_tiny_patch16_224",
                    help="timm model name (default: %(default)s); hf:NAME for Hugging Face transformers (NAME a timm ViT/DeiT, "
                         "converted with its weights, or a class such as Dinov2Model, random weights from its default config; "
@@ -49,13 +60,24 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--plot", default=None, metavar="PATH", help="plot of speed-up vs r (default: the CSV path with .png)")
     b.add_argument("--overwrite", action="store_true", help="replace the CSV and the plot if they exist (default: refuse)")
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tome_nb", description="Token Merging (ToMe) for Vision Transformers (timm; transformers and "
+                                "torchvision through bench --model hf:NAME / tv:NAME): benchmark tome_nb against the unpatched "
+                                "models, compare merging with pruning, fine-tune with merging active, evaluate.")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    b = sub.add_parser("bench", help="measure throughput (and accuracy) of timm vs tome_nb at each r",
+                       description="Time timm's unpatched model and tome_nb at each r in one interleaved run, on "
+                                   "random images (speed does not depend on the pixels); print a table, write a CSV "
+                                   "and a plot. With real weights and --data, also report top-1 at each r.")
+    add_bench_args(b)
     c = sub.add_parser("compare", help="ToMe vs pruning baselines on one model and one image set (chapter 10)",
                        description="Compare ToMe with pruning baselines (random drop, ToMe-drop, EViT-, DynamicViT-, "
                                    "SP-ViT- and A-ViT-style) on one model and one labelled image set: top-1, agreement, GFLOPs "
                                    "and measured throughput; write a CSV and a plot. Trains the learned baselines on the "
                                    "assets' imagenet-sample-1000 first (cached in $TOME_NB_CACHE).")
     add_compare_args(c)
-    from tome_nb.train import add_eval_args, add_train_args
     t = sub.add_parser("train", help="fine-tune a timm ViT with ToMe active (distillation, checkpoints, DDP via torchrun) (chapter 12)",
                        description="Fine-tune a timm ViT with token merging active during training, on a labelled image folder: "
                                    "AdamW, warm-up + cosine, optional distillation from the unmerged model; checkpoints, a CSV log "
@@ -72,7 +94,6 @@ def _parser() -> argparse.ArgumentParser:
 # %% ../nbs/07a_cli.ipynb #def350fd
 def _load_model(args):
     "The model for `bench`, with real weights when possible, and a label saying which."
-    from tome_nb.assets import AssetsNotFoundError, create_model
     check_model_name(args.model)
     if args.random_weights: return create_model(args.model, pretrained=False), "random"
     if args.weights:
@@ -93,7 +114,6 @@ def check_common_args(args: argparse.Namespace, # parsed options of a subcommand
         if getattr(args, name) < 1: raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.limit is not None and args.limit < 1: raise CLIError(f"--limit must be at least 1, got {args.limit}")
     if args.data is not None:
-        from tome_nb.assets import check_image_files, labelled_images
         if not Path(args.data).expanduser().is_dir(): raise CLIError(f"--data folder not found: {args.data}")
         try:
             if not getattr(args, "skip_bad_images", False): check_image_files(labelled_images(Path(args.data).expanduser(), args.limit))
@@ -102,7 +122,6 @@ def check_common_args(args: argparse.Namespace, # parsed options of a subcommand
         if path is not None: check_output(path, option, getattr(args, "overwrite", False))
 
 def _check_bench_args(args) -> None:
-    from tome_nb.bench import resolve_device, resolve_dtype
     try:
         args.device = resolve_device(args.device)
         args.dtype = args.dtype or ("bfloat16" if args.device.type == "cuda" else "float32")
@@ -133,7 +152,6 @@ def plot_bench(rows: List[dict], path: str | Path) -> Path:
     "Speed-up over the unpatched model (timm's, or the library's for hf:/tv:) vs r, measured and ideal, with the provenance caption; saved to `path`."
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from tome_nb.vis import caption
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for method, style in [("tome", "o-"), ("tome-explicit", "s-")]:
         t = [r for r in rows if r["method"] == method]
@@ -155,8 +173,6 @@ def bench(args: argparse.Namespace) -> int:
     _check_bench_args(args)
     if args.model.startswith(("hf:", "tv:")): return bench_library(args)      # transformers / torchvision models (below)
     model, weights = _load_model(args)
-    from tome_nb.bench import tome_sweep
-    from tome_nb.patch import check_supported
     try: check_supported(model)
     except TypeError as e: raise CLIError(f"{args.model}: {e}") from None
     check_r_limit(model, [max(args.r)], args.model)
@@ -168,8 +184,6 @@ def bench(args: argparse.Namespace) -> int:
                       compile=args.compile, train=args.train, explicit=args.explicit, runs=args.runs,
                       min_run_time=args.min_time, name=args.model, weights=weights, progress=progress)
     if args.data:
-        from tome_nb.eval import evaluate, image_loader
-        from tome_nb.patch import apply_patch
         m = apply_patch(model)
         try: loader = image_loader(data_items(args), m, batch_size=min(args.batch_size, 64))
         except (FileNotFoundError, ValueError) as e: raise CLIError(str(e)) from None
@@ -179,13 +193,11 @@ def bench(args: argparse.Namespace) -> int:
 
 def _check_data_labels(args: argparse.Namespace, num_classes: int) -> None:
     "Refuse `--data` labels the model has no class for, before any timing."
-    from tome_nb.assets import check_labels, labelled_images
     try: check_labels(data_items(args), num_classes)
     except ValueError as e: raise CLIError(f"--data {args.data}: {e}") from None
 
 def data_items(args: argparse.Namespace) -> list:
     "The (image, label) pairs of `--data` (the first `--limit`), without those that do not decode under `--skip-bad-images`."
-    from tome_nb.assets import labelled_images, usable_images
     if getattr(args, "_data_items", None) is None:
         args._data_items = usable_images(labelled_images(Path(args.data).expanduser(), args.limit), args.skip_bad_images, "data")
         if not args._data_items: raise CLIError(f"--data {args.data}: no image decodes")
@@ -200,7 +212,6 @@ def _add_accuracy(rows: List[dict], acc: List[dict]) -> None:
 
 def _write_bench(args: argparse.Namespace, rows: List[dict]) -> int:
     "Print the table; write the CSV and the plot (their paths were checked before any work); the exit status."
-    from tome_nb.assets import write_csv
     print(_table(rows, bool(args.data)))
     csv = Path(args.csv).expanduser()
     try:
@@ -213,12 +224,9 @@ def _write_bench(args: argparse.Namespace, rows: List[dict]) -> int:
 # %% ../nbs/07a_cli.ipynb #94da5817
 def _library_model(args: argparse.Namespace):
     "The model named by `--model hf:NAME` or `tv:NAME`, a label for its weights, and the timm model it was converted from (or None)."
-    import copy
     lib, name = args.model.split(":", 1)
     if lib == "hf":
-        try:
-            from tome_nb.hf import HF_MODELS, hf_from_timm, require_transformers
-            tf = require_transformers()
+        try: tf = require_transformers()
         except ImportError as e: raise CLIError(str(e)) from None
         choices, convert = f"one of {', '.join(HF_MODELS)}", hf_from_timm
         if name in HF_MODELS or hasattr(tf, name):
@@ -230,7 +238,6 @@ def _library_model(args: argparse.Namespace):
             return cls(cls.config_class()).eval(), "random (transformers' default config)", None
     else:
         import torchvision
-        from tome_nb.tv import tv_from_timm
         builders = [n for n in torchvision.models.list_models(module=torchvision.models) if n.startswith("vit_")]
         choices, convert = f"a torchvision builder ({', '.join(builders)})", tv_from_timm
         if name in builders:
@@ -238,7 +245,6 @@ def _library_model(args: argparse.Namespace):
                 raise CLIError(f"{args.model} gets random weights (nothing is downloaded); --weights and --data need a timm "
                                "name to convert, e.g. tv:deit_tiny_patch16_224")
             return torchvision.models.get_model(name, weights=None).eval(), "random (torchvision builder, weights=None)", None
-    from tome_nb.assets import is_timm_model
     if not is_timm_model(name):
         raise CLIError(f"unknown model {args.model!r}: after {lib}: give a timm ViT/DeiT name to convert, or {choices}")
     sub = copy.copy(args); sub.model = name
@@ -248,13 +254,9 @@ def _library_model(args: argparse.Namespace):
 
 def bench_library(args: argparse.Namespace) -> int:
     "`bench` for a transformers or torchvision model (`--model hf:NAME` or `tv:NAME`): the same table, CSV and plot as for timm."
-    import copy
     if args.compile or args.train or args.explicit:
         raise CLIError("--compile, --train and --explicit are for timm models; hf: and tv: models are timed for inference only")
     model, weights, source = _library_model(args)
-    from tome_nb.bench import library_sweep
-    from tome_nb.hf import Logits, hf_num_input_tokens, hf_num_protected, is_hf_model
-    from tome_nb.patch import apply_patch
     hf = is_hf_model(model)
     n, P = (hf_num_input_tokens(model), hf_num_protected(model)) if hf else (model.seq_length, 1)
     if max(args.r) > (n - P) // 2:
@@ -264,7 +266,6 @@ def bench_library(args: argparse.Namespace) -> int:
     rows = library_sweep(model, rs=args.r, batch_size=args.batch_size, device=args.device, dtype=args.dtype, runs=args.runs,
                          min_run_time=args.min_time, name=args.model, weights=weights, progress=progress)
     if args.data:
-        from tome_nb.eval import evaluate, image_loader
         m = apply_patch(copy.deepcopy(model))
         try: loader = image_loader(data_items(args), source, batch_size=min(args.batch_size, 64))
         except (FileNotFoundError, ValueError) as e: raise CLIError(str(e)) from None
@@ -275,7 +276,6 @@ def bench_library(args: argparse.Namespace) -> int:
 # %% ../nbs/07a_cli.ipynb #09b93af1
 def add_compare_args(p: argparse.ArgumentParser) -> None:
     "The options of `tome_nb compare`."
-    from tome_nb.prune import PRUNING_BUDGET
     p.add_argument("--model", default="deit_tiny_patch16_224", help="timm model with real weights (default: %(default)s)")
     p.add_argument("--data", default=None, metavar="DIR", help="labelled images (default: the assets' imagenet-val-1300)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
@@ -296,11 +296,6 @@ def add_compare_args(p: argparse.ArgumentParser) -> None:
 
 def run_compare(args: argparse.Namespace) -> int:
     "The `compare` subcommand: chapter 10's `run_comparison`, its table, a CSV and a plot."
-    from dataclasses import replace
-    from tome_nb.assets import AssetsNotFoundError, write_csv
-    from tome_nb.bench import resolve_device, resolve_dtype
-    from tome_nb.comparison import PAPER_RECIPE, comparison_table, plot_comparison, run_comparison
-    from tome_nb.prune import PRUNING_BUDGET
     check_model_name(args.model)
     csv = Path(args.csv).expanduser()
     plot = None if args.throughput_only else Path(args.plot).expanduser() if args.plot else csv.with_suffix(".png")
@@ -320,20 +315,205 @@ def run_compare(args: argparse.Namespace) -> int:
     print(f"wrote {csv}" + (f" and {plot}" if plot else ""))
     return 0
 
+# %% ../nbs/07a_cli.ipynb #6bd99114
+def _schedule_arg(text: str) -> str:
+    "argparse type of a schedule: checked, kept as text."
+    try: parse_schedule(text)
+    except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    "The options of `tome_nb train` (defaults from `TrainConfig`)."
+    d = TrainConfig()
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default=d.model, help="timm model name (default: %(default)s)")
+    g.add_argument("--r", default=str(d.r), type=_schedule_arg, metavar="SCHEDULE",
+                   help="merge schedule while training: R (every block), R1,R2,... (one per block) or R:INFLECT (default: %(default)s)")
+    g.add_argument("--weights", default=None, metavar="FILE", help="initial weights, .safetensors or .pth (default: the assets' or timm's pretrained weights)")
+    g.add_argument("--random-weights", action="store_true", help="start from random weights")
+    g.add_argument("--trainable", default=d.trainable, choices=TRAINABLE, help="what to train: all, or the LayerNorms and the classifier (default: %(default)s)")
+    g.add_argument("--drop-path", type=float, default=d.drop_path, help="stochastic depth rate (default: %(default)s)")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default=None, metavar="DIR", help="labelled training images: images/ + labels.txt, or ImageNet class folders (default: the assets' imagenet-sample-1000)")
+    g.add_argument("--skip-bad-images", action="store_true", help="leave out images that do not decode (named on stderr) instead of refusing the run")
+    g.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N training images")
+    g.add_argument("--val", default=None, metavar="DIR", help="labelled images for top-1 after every epoch (default: none)")
+    g.add_argument("--val-limit", type=int, default=None, metavar="N", help="use only the first N validation images")
+    g.add_argument("--scale-min", type=float, default=d.scale_min, help="smallest random crop, as a share of the image (default: %(default)s)")
+    g.add_argument("--color-jitter", type=float, default=d.color_jitter, help="colour jitter strength, 0 for none (default: %(default)s)")
+    g.add_argument("--auto-augment", default=None, metavar="POLICY", help="timm auto-augment policy, e.g. rand-m9-mstd0.5-inc1-mmax9 (default: none)")
+    g.add_argument("--reprob", type=float, default=d.reprob, help="random erasing probability (default: %(default)s)")
+    g = p.add_argument_group("optimization")
+    g.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training images (default: %(default)s)")
+    g.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch, all processes together (default: %(default)s)")
+    g.add_argument("--lr", type=float, default=d.lr, help="peak learning rate of AdamW (default: %(default)s)")
+    g.add_argument("--min-lr", type=float, default=d.min_lr, help="floor of the cosine decay (default: %(default)s)")
+    g.add_argument("--warmup-steps", type=int, default=None, metavar="N", help="linear warm-up steps (default: 10%% of the steps)")
+    g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay, none on biases and norms (default: %(default)s)")
+    g.add_argument("--clip-grad", type=float, default=d.clip_grad, help="max gradient norm, 0 for no clipping (default: %(default)s)")
+    g.add_argument("--dtype", default=d.dtype, choices=["float32", "bfloat16"], help="autocast dtype (default: %(default)s)")
+    g.add_argument("--seed", type=int, default=d.seed, help="seed of the order, the augmentation and the dropout (default: %(default)s)")
+    g.add_argument("--teacher", action="store_true", help="distill from the unmerged (r=0) starting model: KL on the logits")
+    g.add_argument("--alpha", type=float, default=d.alpha, help="with --teacher: weight of the KL term, 1 - alpha on the labels' cross-entropy (default: %(default)s)")
+    g.add_argument("--temperature", type=float, default=d.temperature, help="with --teacher: distillation temperature (default: %(default)s)")
+    g = p.add_argument_group("run")
+    g.add_argument("--out", required=True, metavar="DIR", help="run folder: run.json, log.csv, epochs.csv, curves.png, checkpoints/, model.safetensors")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint (starts it if there is none)")
+    g.add_argument("--resume-anyway", action="store_true", help="resume even if this command's settings differ from the run's "
+                   "(the change is recorded in run.json); the model must be the same")
+    g.add_argument("--overwrite", action="store_true", help="start the run in --out over (deletes that run's files only)")
+    g.add_argument("--ckpt-every", type=int, default=d.ckpt_every, metavar="N", help="checkpoint every N steps, and at the end of every epoch (default: 0, epochs only)")
+    g.add_argument("--keep", type=int, default=d.keep, metavar="N", help="checkpoints kept (default: %(default)s)")
+    g.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"], help="where to run (default: auto, CUDA if available)")
+    g.add_argument("--nproc", type=int, default=1, metavar="N", help="start N processes on this machine (DDP); under torchrun leave it at 1 (default: 1)")
+    g.add_argument("--workers", type=int, default=None, metavar="N", help="image loader processes per training process (default: 2, 0 for tiny sets)")
+    g.add_argument("--print-every", type=int, default=0, metavar="N", help="print a line every N steps, besides the line per epoch (default: 0, none)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+def add_eval_args(p: argparse.ArgumentParser) -> None:
+    "The options of `tome_nb eval`."
+    p.add_argument("--model", default=None, help=f"timm model name (default: the model the weights were trained for, else {DEFAULT_MODEL})")
+    p.add_argument("--weights", default=None, metavar="FILE", help="weights file, e.g. a run's model.safetensors (default: the assets' or timm's pretrained weights)")
+    p.add_argument("--random-weights", action="store_true", help="random weights (for tests)")
+    p.add_argument("--r", nargs="+", type=_schedule_arg, default=None, metavar="SCHEDULE",
+                   help="schedules to evaluate, the first is the reference for agreement: R, R1,R2,... or R:INFLECT "
+                        "(default: 0, and the schedule the weights were trained with)")
+    p.add_argument("--data", default=None, metavar="DIR", help="labelled images: images/ + labels.txt, or ImageNet class folders (default: the assets' imagenet-val-1300)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N images")
+    p.add_argument("--skip-bad-images", action="store_true", help="leave out images that do not decode (named on stderr) instead of refusing them")
+    p.add_argument("--batch-size", type=int, default=64, help="images per batch and process (default: %(default)s)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run (default: auto, CUDA if available)")
+    p.add_argument("--nproc", type=int, default=1, metavar="N", help="start N processes on this machine, each evaluating its share; under torchrun leave it at 1 (default: 1)")
+    p.add_argument("--csv", default=None, metavar="PATH", help="CSV file for the results (default: none)")
+    p.add_argument("--overwrite", action="store_true", help="replace the --csv file if it exists (default: refuse)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+def _options(cls: type, args: argparse.Namespace) -> Any:
+    "A config dataclass from parsed options."
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in vars(args).items() if k in names}, progress=not args.no_progress)
+
+def _world(nproc: int) -> int:
+    "The number of processes a command will run in: --nproc, or torchrun's WORLD_SIZE."
+    env = int(os.environ.get("WORLD_SIZE", "1"))
+    if nproc < 1: raise CLIError(f"--nproc must be at least 1, got {nproc}")
+    if nproc > 1 and env > 1: raise CLIError("--nproc starts processes itself: leave it at 1 under torchrun")
+    return max(nproc, env)
+
+def _check_images(folder: Path, limit: Optional[int], option: str, world: int) -> int:
+    "The number of labelled images in `folder`, with a one-line error for a missing or empty folder or too many processes."
+    if limit is not None and limit < 1: raise CLIError(f"--{option.replace('data', 'limit')} must be at least 1, got {limit}")
+    try: n = len(labelled_images(folder, limit))
+    except (AssetsNotFoundError, ValueError) as e: raise CLIError(f"--{option} {folder}: {str(e).splitlines()[0]}") from None
+    if world > n: raise CLIError(f"{world} processes but only {n} images in {folder}: use at most {n}")
+    return n
+
+def check_out_folder(out: Optional[str]) -> None:
+    "A run folder that can be created: its nearest existing ancestor is a writable folder."
+    if out is None: return
+    p = Path(out).expanduser().resolve()
+    while not p.exists(): p = p.parent
+    if not p.is_dir(): raise CLIError(f"--out {out}: {p} is a file, so the run folder cannot be made there")
+    if not os.access(p, os.W_OK): raise CLIError(f"--out {out}: cannot write in {p} (permission denied)")
+
+def check_train_options(cfg: TrainConfig, world: int) -> None:
+    "The checks of `tome_nb train` that need no process group; a `CLIError` in one line."
+    check_model_name(cfg.model)
+    for name in ("epochs", "batch_size", "keep"):
+        if getattr(cfg, name) < 1: raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
+    for name in ("ckpt_every", "print_every") + (("warmup_steps",) if cfg.warmup_steps is not None else ()):
+        if getattr(cfg, name) < 0: raise CLIError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(cfg, name)}")
+    if not cfg.lr > 0: raise CLIError(f"--lr must be positive, got {cfg.lr}")
+    for name, ok, rule in [("alpha", 0 <= cfg.alpha <= 1, "in [0, 1]"), ("temperature", cfg.temperature > 0, "positive"),
+                           ("drop_path", 0 <= cfg.drop_path < 1, "in [0, 1)"), ("min_lr", 0 <= cfg.min_lr <= cfg.lr, "in [0, --lr]"),
+                           ("weight_decay", cfg.weight_decay >= 0, "0 or more"), ("clip_grad", (cfg.clip_grad or 0) >= 0, "0 or more"),
+                           ("scale_min", 0 < cfg.scale_min <= 1, "in (0, 1]"), ("color_jitter", cfg.color_jitter >= 0, "0 or more"),
+                           ("reprob", 0 <= cfg.reprob <= 1, "in [0, 1]")]:
+        if not ok: raise CLIError(f"--{name.replace('_', '-')} must be {rule}, got {getattr(cfg, name)}")
+    if cfg.auto_augment:
+        try: check_auto_augment(cfg.auto_augment)
+        except ValueError as e: raise CLIError(f"--auto-augment: {one_line(e)}") from None
+    check_out_folder(cfg.out)
+    if (cfg.resume or cfg.resume_anyway) and cfg.overwrite: raise CLIError("--resume and --overwrite contradict each other: pass one")
+    try: train_dtype(cfg.dtype, resolve_device(cfg.device))
+    except (RuntimeError, ValueError) as e: raise CLIError(str(e)) from None
+    try: data = Path(cfg.data).expanduser() if cfg.data else asset_path("imagenet-sample-1000")
+    except AssetsNotFoundError as e: raise CLIError(f"no --data given and {e}") from None
+    n = _check_images(data, cfg.limit, "data", world)
+    try:
+        if not cfg.skip_bad_images: check_image_files(labelled_images(data, cfg.limit))
+    except ValueError as e: raise CLIError(f"--data {data}: {e}") from None
+    if cfg.batch_size % world: raise CLIError(f"--batch-size {cfg.batch_size} does not split evenly over {world} processes")
+    if n < cfg.batch_size: raise CLIError(f"{n} training images are fewer than one batch (--batch-size {cfg.batch_size})")
+    if cfg.val: _check_images(Path(cfg.val).expanduser(), cfg.val_limit, "val", 1)
+    if cfg.weights and not Path(cfg.weights).expanduser().is_file(): raise CLIError(f"--weights file not found: {cfg.weights}")
+    wm = weights_meta(cfg.weights) if cfg.weights else {}
+    if wm.get("model") and wm["model"] != cfg.model:
+        raise CLIError(f"--weights {cfg.weights} holds weights trained for {wm['model']}, not {cfg.model}")
+    try: check_run_dir(Path(cfg.out).expanduser(), cfg.run_config(), cfg.resume or cfg.resume_anyway, cfg.overwrite, cfg.resume_anyway)
+    except RunDirError as e: raise CLIError(str(e)) from None
+
+def check_eval_options(cfg: EvalConfig, world: int) -> None:
+    "The checks of `tome_nb eval` that need no process group; a `CLIError` in one line."
+    if cfg.batch_size < 1: raise CLIError(f"--batch-size must be at least 1, got {cfg.batch_size}")
+    if cfg.weights and not Path(cfg.weights).expanduser().is_file(): raise CLIError(f"--weights file not found: {cfg.weights}")
+    try: name, rs, folder = eval_setup(cfg)
+    except (AssetsNotFoundError, ValueError) as e: raise CLIError(str(e).splitlines()[0]) from None
+    check_model_name(name)
+    _check_images(folder, cfg.limit, "data", world)
+    if cfg.csv: check_output(cfg.csv, "--csv", cfg.overwrite)
+    try:
+        if not cfg.skip_bad_images: check_image_files(labelled_images(folder, cfg.limit))
+    except ValueError as e: raise CLIError(f"--data {folder}: {e}") from None
+
+def _train_checked(cfg: TrainConfig) -> None:
+    check_train_options(cfg, _world(1)); train(cfg)
+
+def _eval_checked(cfg: EvalConfig) -> None:
+    check_eval_options(cfg, _world(1)); eval_schedules(cfg)
+
+def run_process(command: str, # the subcommand, for the error line
+                fn: Callable, # what the process does: fn(cfg)
+                cfg: Any, # its options
+               ) -> int:
+    "One process of a command: run `fn(cfg)`; a mistake is printed in one line (by rank 0 only) and gives exit status 2."
+    try:
+        fn(cfg); return 0
+    except (CLIError, AssetsNotFoundError, CheckpointError, RunDirError, ValueError, OSError, RuntimeError) as e:
+        if os.environ.get("TOME_NB_DEBUG") and not isinstance(e, CLIError): raise
+        if int(os.environ.get("RANK", "0")) == 0: print(f"tome_nb {command}: error: {one_line(e)}", file=sys.stderr, flush=True)
+        return 2
+    finally: close_distributed()
+
+def _run_command(command: str, config: type, check: Callable, run: Callable, args: argparse.Namespace) -> int:
+    "Run `command` in this process, as one process of torchrun, or (checked first) in `--nproc` new processes."
+    cfg = _options(config, args)
+    if args.nproc > 1:
+        check(cfg, _world(args.nproc))
+        return launch_local(run_process, args.nproc, command, run, cfg)
+    _world(args.nproc)
+    return run_process(command, run, cfg)
+
+def run_train(args: argparse.Namespace) -> int:
+    "The `train` subcommand: train in this process, as one process of torchrun, or in `--nproc` new processes."
+    return _run_command("train", TrainConfig, check_train_options, _train_checked, args)
+
+def run_eval(args: argparse.Namespace) -> int:
+    "The `eval` subcommand: evaluate in this process, as one process of torchrun, or in `--nproc` new processes."
+    return _run_command("eval", EvalConfig, check_eval_options, _eval_checked, args)
+
 # %% ../nbs/07a_cli.ipynb #3e56d686
 def main(argv: Optional[Sequence[str]] = None) -> int:
     "The `tome_nb` command: parse `argv` (default: the process arguments), run, return the exit status."
     parser = _parser()
     args = parser.parse_args(argv)
     if args.version:
-        from tome_nb import __version__
-        print(f"tome_nb {__version__}"); return 0
+        print(f"tome_nb {version('tome_nb')}"); return 0
     if args.command is None:
         parser.print_help(); return 0
     try:
         if args.command == "bench": return bench(args)
         if args.command in ("train", "eval"):
-            from tome_nb.train import run_eval, run_train
             return run_train(args) if args.command == "train" else run_eval(args)
         return run_compare(args)
     except (CLIError, ValueError, OSError, RuntimeError) as e:      # bad input found while working: one line, never a traceback

@@ -4,37 +4,42 @@
 
 # %% ../nbs/12_training.ipynb #9396e014
 from __future__ import annotations
-import argparse, copy, json, math, os, random, shutil, socket, sys, tempfile, time
+import copy, hashlib, json, math, random, re, statistics, tempfile, time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from PIL import Image, ImageOps
+import timm
+from timm.data import create_transform, resolve_data_config
+from timm.optim import param_groups_weight_decay
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm.auto import tqdm
 
-from .assets import (AssetsNotFoundError, check_image_files, check_labels, labelled_images, read_csv, run_info, usable_images,
+from .assets import (asset_path, create_model, check_labels, labelled_images, read_csv, run_info, usable_images,
                             write_csv)
-from .bench import calibrate, paired_ratio, resolve_device, resolve_dtype, timed_run
-from .checks import CLIError, check_model_name, check_output, check_r_limit, one_line
+from .bench import interleaved, interleaved_rounds, paired_ratio, resolve_device, resolve_dtype, speed_columns, timed_run
+from .checkpoint import (RunDirError, UNCHECKED_OPTIONS, check_run_dir, checkpoints, load_checkpoint,
+                                prepare_run_dir, save_checkpoint, save_weights, unwrap, weights_meta)
+from .checks import check_r_limit
+from .distributed import (DistInfo, all_mean, barrier, close_distributed, cpu_count, dist_info, init_distributed,
+                                 launch_local)
 from .eval import LabelledImages, evaluate, image_loader
-from .patch import Schedule, apply_patch, model_gflops, parse_r
+from .patch import Schedule, apply_patch, model_gflops
 
 # %% auto #0
-__all__ = ['CKPT_FORMAT', 'RUN_FILES', 'UNCHECKED_OPTIONS', 'TRAINABLE', 'DEFAULT_MODEL', 'parse_schedule', 'schedule_str',
-           'DistInfo', 'dist_info', 'init_distributed', 'close_distributed', 'barrier', 'all_mean', 'cpu_count',
-           'launch_local', 'derived_seed', 'sample_seed', 'step_seed', 'SeededSamples', 'StepSampler',
-           'check_auto_augment', 'train_transform', 'WarmupCosine', 'kl_to_teacher', 'DistillLoss', 'NonFiniteLoss',
-           'train_step', 'CheckpointError', 'unwrap', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint',
-           'checkpoints', 'save_weights', 'weights_meta', 'RunDirError', 'check_run_dir', 'prepare_run_dir',
-           'FitConfig', 'named_config', 'History', 'train_dtype', 'param_groups', 'fit', 'plot_training', 'TrainConfig',
-           'set_trainable', 'training_items', 'training_model', 'run_fingerprint', 'train', 'EvalConfig', 'eval_setup',
-           'eval_schedules', 'add_train_args', 'add_eval_args', 'check_out_folder', 'check_train_options',
-           'check_eval_options', 'run_process', 'run_train', 'run_eval', 'interleaved', 'make_train_step',
+__all__ = ['TRAINABLE', 'DEFAULT_MODEL', 'parse_schedule', 'schedule_str', 'derived_seed', 'sample_seed', 'step_seed',
+           'SeededSamples', 'StepSampler', 'check_auto_augment', 'train_transform', 'WarmupCosine', 'kl_to_teacher',
+           'DistillLoss', 'NonFiniteLoss', 'train_step', 'FitConfig', 'named_config', 'History', 'train_dtype',
+           'param_groups', 'fit', 'plot_training', 'TrainConfig', 'set_trainable', 'training_items', 'training_model',
+           'run_fingerprint', 'train', 'EvalConfig', 'eval_setup', 'eval_schedules', 'make_train_step',
            'train_throughput', 'ddp_throughput']
 
 # %% ../nbs/12_training.ipynb #fccbb804
@@ -56,84 +61,6 @@ def schedule_str(r: Schedule) -> str:
     if isinstance(r, tuple): return f"{int(r[0])}:{float(r[1]):g}"
     if isinstance(r, list): return ",".join(str(int(v)) for v in r)
     return str(int(r))
-
-# %% ../nbs/12_training.ipynb #4c69451f
-@dataclass(frozen=True)
-class DistInfo:
-    "Where this process stands: its rank, the number of processes, its rank on this machine, its device."
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    device: torch.device = torch.device("cpu")
-    @property
-    def main(self) -> bool:
-        "Whether this is rank 0, the process that writes files and prints."
-        return self.rank == 0
-
-def dist_info(device: str | torch.device = "auto") -> DistInfo:
-    "This process's `DistInfo`: from the running process group, else a single process."
-    dev = resolve_device(device)
-    if not (dist.is_available() and dist.is_initialized()): return DistInfo(device=dev)
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if dev.type == "cuda": dev = torch.device("cuda", local)
-    return DistInfo(dist.get_rank(), dist.get_world_size(), local, dev)
-
-def init_distributed(device: str | torch.device = "auto", # auto, cpu or cuda
-                    ) -> DistInfo:
-    "Join the process group that torchrun's environment describes (gloo on CPU, nccl on CUDA); a single process otherwise."
-    dev = resolve_device(device)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        if dev.type == "cuda": torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    return dist_info(dev)
-
-def close_distributed() -> None:
-    "Leave the process group, if this process is in one."
-    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
-
-def barrier(info: DistInfo) -> None:
-    "Wait for every process (nothing to wait for with one)."
-    if info.world_size > 1: dist.barrier()
-
-def all_mean(values: Dict[str, float], # this process's numbers
-             info: DistInfo, # who we are
-            ) -> Dict[str, float]:
-    "The mean of each value over all processes (the values themselves for a single process)."
-    if info.world_size == 1 or not values: return dict(values)
-    keys = sorted(values)
-    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=info.device)
-    dist.all_reduce(t)
-    mean = dict(zip(keys, (t / info.world_size).tolist()))
-    return {k: mean[k] for k in values}
-
-def cpu_count() -> int:
-    "The cores this process may use."
-    try: return len(os.sched_getaffinity(0))
-    except AttributeError: return os.cpu_count() or 1
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
-
-def _local_process(rank: int, nproc: int, port: int, fn: Callable, args: tuple) -> None:
-    "Body of one process started by `launch_local`: torchrun's environment, an equal share of the cores, then `fn`."
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(nproc), LOCAL_WORLD_SIZE=str(nproc),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    threads = max(1, cpu_count() // nproc)
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    torch.set_num_threads(threads)
-    status = fn(*args)
-    if status: sys.exit(status)
-
-def launch_local(fn: Callable, # a module-level function (the new processes import it); may return an exit status
-                 nproc: int, # processes to start on this machine
-                 *args, # passed to `fn` (picklable)
-                ) -> int:
-    "Run `fn(*args)` in `nproc` new processes set up as torchrun would (ranks, a free port, cores shared evenly); the exit status."
-    import torch.multiprocessing as mp
-    try: mp.start_processes(_local_process, args=(nproc, _free_port(), fn, args), nprocs=nproc, join=True, start_method="spawn")
-    except mp.ProcessExitedException as e: return e.exit_code if e.exit_code else 1
-    return 0
 
 # %% ../nbs/12_training.ipynb #6ef841a1
 def derived_seed(*keys: int) -> int:
@@ -185,9 +112,6 @@ class StepSampler(DistributedSampler):
 def check_auto_augment(policy: str) -> None:
     """Refuse a timm auto-augment policy that is not one, or that would crash on a random image mid-training: timm's
     increasing posterize (`inc1`) asks Pillow for 0 bits at magnitude 10, which Pillow 10 and later refuse."""
-    import re
-    from PIL import Image, ImageOps
-    from timm.data import create_transform
     try: create_transform(224, is_training=True, auto_augment=policy)
     except Exception as e: raise ValueError(f"{policy!r} is not a timm auto-augment policy (e.g. rand-m9-mstd0.5-inc1-mmax9): {e}") from None
     parts = policy.split("-")
@@ -207,7 +131,6 @@ def train_transform(model: nn.Module, # the model whose data config (size, mean,
                     re_prob: float = 0.0, # random erasing probability
                    ) -> Callable:
     "timm's standard training transform for `model`: random resized crop, flip, colour jitter (+ RandAugment, random erasing)."
-    from timm.data import create_transform, resolve_data_config
     if auto_augment: check_auto_augment(auto_augment)
     cfg = resolve_data_config({}, model=model)
     return create_transform(cfg["input_size"], is_training=True, scale=(scale_min, 1.0), color_jitter=color_jitter or None,
@@ -282,188 +205,6 @@ def train_step(model: nn.Module, # the model being trained (maybe DDP-wrapped)
     if scheduler is not None: scheduler.step()
     return out
 
-# %% ../nbs/12_training.ipynb #7a26c375
-CKPT_FORMAT = "tome_nb-checkpoint-1"
-
-class CheckpointError(ValueError):
-    "A checkpoint that does not belong to this run (another model, schedule or optimizer) or is not a checkpoint."
-
-def unwrap(model: nn.Module) -> nn.Module:
-    "The model inside a DistributedDataParallel (or compiled) wrapper."
-    while hasattr(model, "module") or hasattr(model, "_orig_mod"): model = getattr(model, "module", None) or model._orig_mod
-    return model
-
-def _atomic_safetensors(tensors: Dict[str, Tensor], metadata: Dict[str, str], path: Path) -> Path:
-    "Write a safetensors file under a temporary name, flush it to disk, then rename it into place."
-    from safetensors.torch import save_file
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        save_file(tensors, str(tmp), metadata=metadata)
-        with open(tmp, "rb") as f: os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally: tmp.unlink(missing_ok=True)
-    try:
-        fd = os.open(path.parent, os.O_RDONLY); os.fsync(fd); os.close(fd)
-    except OSError: pass
-    return path
-
-def _plain(x):
-    "JSON-ready copies of optimizer and scheduler settings (tuples become lists)."
-    if isinstance(x, dict): return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)): return [_plain(v) for v in x]
-    if torch.is_tensor(x): return x.item()
-    return x
-
-def save_checkpoint(path: str | Path, # the file to write (…/step_0000040.safetensors)
-                    model: nn.Module, # the model (a DDP wrapper is unwrapped)
-                    optimizer: torch.optim.Optimizer, # its state goes in too
-                    scheduler: Optional[Any] = None, # a torch lr scheduler
-                    meta: Optional[dict] = None, # JSON-able facts about the run: model, r, step, ...
-                   ) -> Path:
-    "Weights, optimizer, scheduler, RNG states and `meta` in one safetensors file, written atomically."
-    tensors = {f"model/{k}": v.detach().cpu().clone().contiguous() for k, v in unwrap(model).state_dict().items()}
-    osd, extra = optimizer.state_dict(), {}
-    for pid, st in osd["state"].items():
-        for k, v in st.items():
-            if torch.is_tensor(v): tensors[f"optim/{pid}/{k}"] = v.detach().cpu().clone().contiguous()
-            else: extra.setdefault(str(pid), {})[k] = v
-    tensors["rng/torch"] = torch.get_rng_state()
-    if torch.cuda.is_available() and torch.cuda.is_initialized(): tensors["rng/cuda"] = torch.cuda.get_rng_state()
-    npy = np.random.get_state()
-    tensors["rng/numpy"] = torch.from_numpy(npy[1].astype(np.int64))
-    info = dict(format=CKPT_FORMAT, meta=meta or {}, param_groups=_plain(osd["param_groups"]), optim_extra=extra,
-                scheduler=_plain(scheduler.state_dict()) if scheduler is not None else None,
-                python_rng=random.getstate(), numpy_rng=[npy[0], npy[2], npy[3], npy[4]])
-    return _atomic_safetensors(tensors, {"tome_nb": json.dumps(info)}, Path(path))
-
-def read_checkpoint(path: str | Path) -> Tuple[Dict[str, Tensor], dict]:
-    "The tensors and the JSON part of a checkpoint written by `save_checkpoint`."
-    from safetensors import safe_open
-    path = Path(path)
-    if not path.is_file(): raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        with safe_open(str(path), "pt") as f:
-            info = json.loads((f.metadata() or {}).get("tome_nb", "{}"))
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e: raise CheckpointError(f"{path} is not a readable safetensors file ({type(e).__name__})") from None
-    if info.get("format") != CKPT_FORMAT: raise CheckpointError(f"{path} is not a tome_nb training checkpoint")
-    return tensors, info
-
-def _describe(meta: dict, keys) -> str:
-    return ", ".join(f"{k} {meta.get(k)}" for k in keys)
-
-def load_checkpoint(path: str | Path, # a file written by `save_checkpoint`
-                    model: nn.Module, # receives the weights
-                    optimizer: Optional[torch.optim.Optimizer] = None, # receives its state
-                    scheduler: Optional[Any] = None, # receives its state
-                    expect: Optional[dict] = None, # facts the checkpoint's meta must match (e.g. model and r)
-                    restore_rng: bool = True, # put the generators back as they were
-                   ) -> dict:
-    "Restore a checkpoint into `model`, `optimizer`, `scheduler` (and the RNGs); returns its meta. A one-line error if it is another run's."
-    tensors, info = read_checkpoint(path)
-    meta = info["meta"]
-    wrong = [k for k, v in (expect or {}).items() if k in meta and meta[k] != v]
-    if wrong == ["run"]:
-        raise CheckpointError(f"{Path(path).name} is from another run: its settings differ from this run's (fingerprint "
-                              f"{meta['run']}, this run's {expect['run']}); resume a run only from its own checkpoints")
-    if wrong: raise CheckpointError(f"{Path(path).name} is from a run with {_describe(meta, wrong)}; this run has {_describe(expect, wrong)}")
-    sd = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
-    try: unwrap(model).load_state_dict(sd, strict=True)
-    except RuntimeError as e: raise CheckpointError(f"{Path(path).name}: the weights do not fit this model ({str(e).splitlines()[0]})") from None
-    if optimizer is not None:
-        state: Dict[int, dict] = {}
-        for k, v in tensors.items():
-            if k.startswith("optim/"):
-                _, pid, name = k.split("/", 2); state.setdefault(int(pid), {})[name] = v
-        for pid, kv in info["optim_extra"].items(): state.setdefault(int(pid), {}).update(kv)
-        try: optimizer.load_state_dict({"state": state, "param_groups": info["param_groups"]})
-        except ValueError as e: raise CheckpointError(f"{Path(path).name}: the optimizer state does not fit ({e})") from None
-    if scheduler is not None and info["scheduler"] is not None: scheduler.load_state_dict(info["scheduler"])
-    if restore_rng:
-        torch.set_rng_state(tensors["rng/torch"])
-        if "rng/cuda" in tensors and torch.cuda.is_available(): torch.cuda.set_rng_state(tensors["rng/cuda"])
-        v, s = info["python_rng"][0], info["python_rng"][1]
-        random.setstate((v, tuple(s), info["python_rng"][2]))
-        n = info["numpy_rng"]
-        np.random.set_state((n[0], tensors["rng/numpy"].numpy().astype(np.uint32), n[1], n[2], n[3]))
-    return meta
-
-def checkpoints(folder: str | Path) -> List[Path]:
-    "The complete checkpoints in `folder`, oldest first (temporary files of an interrupted write are not among them)."
-    folder = Path(folder)
-    if not folder.is_dir(): return []
-    return sorted(folder.glob("step_*.safetensors"), key=lambda p: int(p.stem.split("_")[1]))
-
-def save_weights(path: str | Path, # where (e.g. run/model.safetensors)
-                 model: nn.Module, # the trained model
-                 meta: Optional[dict] = None, # facts kept in the file's metadata (model, r)
-                ) -> Path:
-    "The model's weights alone, as a plain safetensors state dict (loads with `create_model(name, weights=path)`), atomically."
-    sd = {k: v.detach().cpu().clone().contiguous() for k, v in unwrap(model).state_dict().items()}
-    return _atomic_safetensors(sd, {"tome_nb": json.dumps(meta or {})}, Path(path))
-
-def weights_meta(path: str | Path) -> dict:
-    "The tome_nb facts (model, r) stored in a weights file by `save_weights` ({} for any other file)."
-    from safetensors import safe_open
-    if Path(path).suffix != ".safetensors" or not Path(path).is_file(): return {}
-    try:
-        with safe_open(str(path), "pt") as f: return json.loads((f.metadata() or {}).get("tome_nb", "{}"))
-    except Exception: return {}
-
-# %% ../nbs/12_training.ipynb #a7a87e50
-RUN_FILES = ("run.json", "log.csv", "epochs.csv", "curves.png", "model.safetensors", "checkpoints")
-UNCHECKED_OPTIONS = ("out", "resume", "resume_anyway", "overwrite", "progress", "print_every", "workers", "device", "keep", "ckpt_every", "nproc")
-
-class RunDirError(ValueError):
-    "A run folder that cannot be used as asked."
-
-def check_run_dir(out: str | Path, # the run folder
-                  config: dict, # this command's options
-                  resume: bool = False, # continue the run in `out`
-                  overwrite: bool = False, # start the run in `out` over
-                  anyway: bool = False, # resume even with settings that differ from the run's ('resume-anyway')
-                 ) -> str:
-    "What to do with `out`: 'new', 'resume', 'resume-anyway' or 'overwrite'; a one-line `RunDirError` when it is not ours to use. Writes nothing."
-    out = Path(out)
-    if out.exists() and not out.is_dir(): raise RunDirError(f"--out {out} is a file, not a folder")
-    if not out.exists() or not any(out.iterdir()): return "new"
-    if not (out / "run.json").is_file():
-        raise RunDirError(f"--out {out} is not empty and holds no tome_nb run: choose a new or empty folder")
-    if resume:
-        old = json.loads((out / "run.json").read_text())["config"]
-        diff = [k for k in config if k not in UNCHECKED_OPTIONS and old.get(k) != config[k]]
-        if diff and anyway: return "resume-anyway"
-        if diff: raise RunDirError(f"cannot resume {out}: it was started with {_describe(old, diff)}; this command has "
-                                   f"{_describe(config, diff)} (--resume-anyway continues it with this command's settings)")
-        return "resume"
-    if overwrite: return "overwrite"
-    raise RunDirError(f"--out {out} already holds a run: pass --resume to continue it or --overwrite to start it over")
-
-def prepare_run_dir(out: str | Path, # the run folder
-                    config: dict, # this command's options (saved in run.json)
-                    action: str, # what `check_run_dir` decided
-                    device: str | torch.device = "cpu", # where the run trains (for run.json's provenance)
-                   ) -> Path:
-    "Make the run folder ready (rank 0 only): delete the previous run's files for 'overwrite', write run.json for a new run."
-    out = Path(out)
-    if action == "overwrite":
-        for name in RUN_FILES:
-            p = out / name
-            if p.is_dir(): shutil.rmtree(p)
-            else: p.unlink(missing_ok=True)
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    for stale in list(out.glob(".*.tmp*")) + list((out / "checkpoints").glob(".*.tmp*")):
-        stale.unlink(missing_ok=True)                        # half-written files of a run killed while saving
-    if action != "resume" or not (out / "run.json").is_file():
-        record = dict(config=config, run_info=run_info(device, config.get("dtype", "float32"), config.get("batch_size")), command=sys.argv)
-        if action == "resume-anyway":                        # the settings change from here on: keep what they were
-            old = json.loads((out / "run.json").read_text())
-            record["earlier"] = old.get("earlier", []) + [dict(config=old["config"], command=old.get("command"))]
-        tmp = out / ".run.json.tmp"
-        tmp.write_text(json.dumps(record, indent=1)); tmp.replace(out / "run.json")
-    return out
-
 # %% ../nbs/12_training.ipynb #235459d3
 @dataclass
 class FitConfig:
@@ -513,7 +254,6 @@ def train_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
 
 def param_groups(model: nn.Module, weight_decay: float) -> List[dict]:
     "The trainable parameters in two AdamW groups: with decay, and without (biases, norms, embeddings: timm's rule)."
-    from timm.optim import param_groups_weight_decay
     skip = model.no_weight_decay() if hasattr(model, "no_weight_decay") else ()
     return [g for g in param_groups_weight_decay(model, weight_decay, skip) if g["params"]]
 
@@ -533,8 +273,6 @@ def fit(model: nn.Module, # the model, trained in place (any nn.Module)
         expect: Optional[dict] = None, # what a checkpoint must match to be resumed (default: `meta`)
        ) -> History:
     "Train `model` with AdamW, warm-up + cosine, autocast, clipping, checkpoints and exact resume; DDP when in a process group."
-    from torch.nn.parallel import DistributedDataParallel
-    from tqdm.auto import tqdm
     cfg = cfg or FitConfig()
     info = dist_info(cfg.device)
     dev, amp = info.device, train_dtype(cfg.dtype, info.device)
@@ -680,13 +418,11 @@ def set_trainable(model: nn.Module, # a timm ViT
 
 def training_items(cfg: TrainConfig) -> List[Tuple[Path, int]]:
     "The (image, label) pairs of the training folder (the assets' imagenet-sample-1000 by default)."
-    from tome_nb.assets import asset_path
     folder = Path(cfg.data).expanduser() if cfg.data else asset_path("imagenet-sample-1000")
     return usable_images(labelled_images(folder, cfg.limit), cfg.skip_bad_images, "data")
 
 def training_model(cfg: TrainConfig) -> nn.Module:
     "The unpatched starting model of a run: random, from `cfg.weights`, or pretrained (assets, then timm's download)."
-    from tome_nb.assets import create_model
     torch.manual_seed(cfg.seed)                                          # random weights: the same on every process
     kw = dict(drop_path_rate=cfg.drop_path) if cfg.drop_path else {}
     if cfg.random_weights: return create_model(cfg.model, pretrained=False, **kw)
@@ -694,7 +430,6 @@ def training_model(cfg: TrainConfig) -> nn.Module:
 
 def run_fingerprint(config: dict) -> str:
     "A short hash of the options that change a run's result (not where it writes or how it prints): kept in every checkpoint."
-    import hashlib
     keep = {k: v for k, v in sorted(config.items()) if k not in UNCHECKED_OPTIONS}
     return hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -751,7 +486,6 @@ DEFAULT_MODEL = "deit_tiny_patch16_224"
 
 def eval_setup(cfg: EvalConfig) -> Tuple[str, List[Schedule], Path]:
     "The model name, the schedules and the image folder of an evaluation, from the options and the weights' own record."
-    from tome_nb.assets import asset_path
     wm = weights_meta(cfg.weights) if cfg.weights else {}
     if cfg.model and wm.get("model") and wm["model"] != cfg.model:
         raise ValueError(f"{cfg.weights} holds weights trained for {wm['model']} (r={wm.get('r')}); pass --model {wm['model']} or leave --model out")
@@ -763,7 +497,6 @@ def eval_setup(cfg: EvalConfig) -> Tuple[str, List[Schedule], Path]:
 
 def eval_schedules(cfg: EvalConfig) -> List[dict]:
     "Top-1, top-5 and agreement with the first schedule for every schedule (`tome_nb eval`); sharded in a process group."
-    from tome_nb.assets import create_model
     info = init_distributed(cfg.device)
     name, rs, folder = eval_setup(cfg)
     model = create_model(name, pretrained=False) if cfg.random_weights else create_model(name, weights=cfg.weights)
@@ -783,214 +516,7 @@ def eval_schedules(cfg: EvalConfig) -> List[dict]:
         if cfg.csv: print(f"wrote {write_csv(rows, Path(cfg.csv).expanduser())}")
     return rows
 
-# %% ../nbs/12_training.ipynb #6bd99114
-def _schedule_arg(text: str) -> str:
-    "argparse type of a schedule: checked, kept as text."
-    try: parse_schedule(text)
-    except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
-    return text
-
-def add_train_args(p: argparse.ArgumentParser) -> None:
-    "The options of `tome_nb train` (defaults from `TrainConfig`)."
-    d = TrainConfig()
-    g = p.add_argument_group("model")
-    g.add_argument("--model", default=d.model, help="timm model name (default: %(default)s)")
-    g.add_argument("--r", default=str(d.r), type=_schedule_arg, metavar="SCHEDULE",
-                   help="merge schedule while training: R (every block), R1,R2,... (one per block) or R:INFLECT (default: %(default)s)")
-    g.add_argument("--weights", default=None, metavar="FILE", help="initial weights, .safetensors or .pth (default: the assets' or timm's pretrained weights)")
-    g.add_argument("--random-weights", action="store_true", help="start from random weights")
-    g.add_argument("--trainable", default=d.trainable, choices=TRAINABLE, help="what to train: all, or the LayerNorms and the classifier (default: %(default)s)")
-    g.add_argument("--drop-path", type=float, default=d.drop_path, help="stochastic depth rate (default: %(default)s)")
-    g = p.add_argument_group("data")
-    g.add_argument("--data", default=None, metavar="DIR", help="labelled training images: images/ + labels.txt, or ImageNet class folders (default: the assets' imagenet-sample-1000)")
-    g.add_argument("--skip-bad-images", action="store_true", help="leave out images that do not decode (named on stderr) instead of refusing the run")
-    g.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N training images")
-    g.add_argument("--val", default=None, metavar="DIR", help="labelled images for top-1 after every epoch (default: none)")
-    g.add_argument("--val-limit", type=int, default=None, metavar="N", help="use only the first N validation images")
-    g.add_argument("--scale-min", type=float, default=d.scale_min, help="smallest random crop, as a share of the image (default: %(default)s)")
-    g.add_argument("--color-jitter", type=float, default=d.color_jitter, help="colour jitter strength, 0 for none (default: %(default)s)")
-    g.add_argument("--auto-augment", default=None, metavar="POLICY", help="timm auto-augment policy, e.g. rand-m9-mstd0.5-inc1-mmax9 (default: none)")
-    g.add_argument("--reprob", type=float, default=d.reprob, help="random erasing probability (default: %(default)s)")
-    g = p.add_argument_group("optimization")
-    g.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training images (default: %(default)s)")
-    g.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch, all processes together (default: %(default)s)")
-    g.add_argument("--lr", type=float, default=d.lr, help="peak learning rate of AdamW (default: %(default)s)")
-    g.add_argument("--min-lr", type=float, default=d.min_lr, help="floor of the cosine decay (default: %(default)s)")
-    g.add_argument("--warmup-steps", type=int, default=None, metavar="N", help="linear warm-up steps (default: 10%% of the steps)")
-    g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay, none on biases and norms (default: %(default)s)")
-    g.add_argument("--clip-grad", type=float, default=d.clip_grad, help="max gradient norm, 0 for no clipping (default: %(default)s)")
-    g.add_argument("--dtype", default=d.dtype, choices=["float32", "bfloat16"], help="autocast dtype (default: %(default)s)")
-    g.add_argument("--seed", type=int, default=d.seed, help="seed of the order, the augmentation and the dropout (default: %(default)s)")
-    g.add_argument("--teacher", action="store_true", help="distill from the unmerged (r=0) starting model: KL on the logits")
-    g.add_argument("--alpha", type=float, default=d.alpha, help="with --teacher: weight of the KL term, 1 - alpha on the labels' cross-entropy (default: %(default)s)")
-    g.add_argument("--temperature", type=float, default=d.temperature, help="with --teacher: distillation temperature (default: %(default)s)")
-    g = p.add_argument_group("run")
-    g.add_argument("--out", required=True, metavar="DIR", help="run folder: run.json, log.csv, epochs.csv, curves.png, checkpoints/, model.safetensors")
-    g.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint (starts it if there is none)")
-    g.add_argument("--resume-anyway", action="store_true", help="resume even if this command's settings differ from the run's "
-                   "(the change is recorded in run.json); the model must be the same")
-    g.add_argument("--overwrite", action="store_true", help="start the run in --out over (deletes that run's files only)")
-    g.add_argument("--ckpt-every", type=int, default=d.ckpt_every, metavar="N", help="checkpoint every N steps, and at the end of every epoch (default: 0, epochs only)")
-    g.add_argument("--keep", type=int, default=d.keep, metavar="N", help="checkpoints kept (default: %(default)s)")
-    g.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"], help="where to run (default: auto, CUDA if available)")
-    g.add_argument("--nproc", type=int, default=1, metavar="N", help="start N processes on this machine (DDP); under torchrun leave it at 1 (default: 1)")
-    g.add_argument("--workers", type=int, default=None, metavar="N", help="image loader processes per training process (default: 2, 0 for tiny sets)")
-    g.add_argument("--print-every", type=int, default=0, metavar="N", help="print a line every N steps, besides the line per epoch (default: 0, none)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-def add_eval_args(p: argparse.ArgumentParser) -> None:
-    "The options of `tome_nb eval`."
-    p.add_argument("--model", default=None, help=f"timm model name (default: the model the weights were trained for, else {DEFAULT_MODEL})")
-    p.add_argument("--weights", default=None, metavar="FILE", help="weights file, e.g. a run's model.safetensors (default: the assets' or timm's pretrained weights)")
-    p.add_argument("--random-weights", action="store_true", help="random weights (for tests)")
-    p.add_argument("--r", nargs="+", type=_schedule_arg, default=None, metavar="SCHEDULE",
-                   help="schedules to evaluate, the first is the reference for agreement: R, R1,R2,... or R:INFLECT "
-                        "(default: 0, and the schedule the weights were trained with)")
-    p.add_argument("--data", default=None, metavar="DIR", help="labelled images: images/ + labels.txt, or ImageNet class folders (default: the assets' imagenet-val-1300)")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N images")
-    p.add_argument("--skip-bad-images", action="store_true", help="leave out images that do not decode (named on stderr) instead of refusing them")
-    p.add_argument("--batch-size", type=int, default=64, help="images per batch and process (default: %(default)s)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run (default: auto, CUDA if available)")
-    p.add_argument("--nproc", type=int, default=1, metavar="N", help="start N processes on this machine, each evaluating its share; under torchrun leave it at 1 (default: 1)")
-    p.add_argument("--csv", default=None, metavar="PATH", help="CSV file for the results (default: none)")
-    p.add_argument("--overwrite", action="store_true", help="replace the --csv file if it exists (default: refuse)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-def _options(cls: type, args: argparse.Namespace) -> Any:
-    "A config dataclass from parsed options."
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in vars(args).items() if k in names}, progress=not args.no_progress)
-
-def _world(nproc: int) -> int:
-    "The number of processes a command will run in: --nproc, or torchrun's WORLD_SIZE."
-    env = int(os.environ.get("WORLD_SIZE", "1"))
-    if nproc < 1: raise CLIError(f"--nproc must be at least 1, got {nproc}")
-    if nproc > 1 and env > 1: raise CLIError("--nproc starts processes itself: leave it at 1 under torchrun")
-    return max(nproc, env)
-
-def _check_images(folder: Path, limit: Optional[int], option: str, world: int) -> int:
-    "The number of labelled images in `folder`, with a one-line error for a missing or empty folder or too many processes."
-    if limit is not None and limit < 1: raise CLIError(f"--{option.replace('data', 'limit')} must be at least 1, got {limit}")
-    try: n = len(labelled_images(folder, limit))
-    except (AssetsNotFoundError, ValueError) as e: raise CLIError(f"--{option} {folder}: {str(e).splitlines()[0]}") from None
-    if world > n: raise CLIError(f"{world} processes but only {n} images in {folder}: use at most {n}")
-    return n
-
-def check_out_folder(out: Optional[str]) -> None:
-    "A run folder that can be created: its nearest existing ancestor is a writable folder."
-    if out is None: return
-    p = Path(out).expanduser().resolve()
-    while not p.exists(): p = p.parent
-    if not p.is_dir(): raise CLIError(f"--out {out}: {p} is a file, so the run folder cannot be made there")
-    if not os.access(p, os.W_OK): raise CLIError(f"--out {out}: cannot write in {p} (permission denied)")
-
-def check_train_options(cfg: TrainConfig, world: int) -> None:
-    "The checks of `tome_nb train` that need no process group; a `CLIError` in one line."
-    from tome_nb.assets import asset_path
-    check_model_name(cfg.model)
-    for name in ("epochs", "batch_size", "keep"):
-        if getattr(cfg, name) < 1: raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
-    for name in ("ckpt_every", "print_every") + (("warmup_steps",) if cfg.warmup_steps is not None else ()):
-        if getattr(cfg, name) < 0: raise CLIError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(cfg, name)}")
-    if not cfg.lr > 0: raise CLIError(f"--lr must be positive, got {cfg.lr}")
-    for name, ok, rule in [("alpha", 0 <= cfg.alpha <= 1, "in [0, 1]"), ("temperature", cfg.temperature > 0, "positive"),
-                           ("drop_path", 0 <= cfg.drop_path < 1, "in [0, 1)"), ("min_lr", 0 <= cfg.min_lr <= cfg.lr, "in [0, --lr]"),
-                           ("weight_decay", cfg.weight_decay >= 0, "0 or more"), ("clip_grad", (cfg.clip_grad or 0) >= 0, "0 or more"),
-                           ("scale_min", 0 < cfg.scale_min <= 1, "in (0, 1]"), ("color_jitter", cfg.color_jitter >= 0, "0 or more"),
-                           ("reprob", 0 <= cfg.reprob <= 1, "in [0, 1]")]:
-        if not ok: raise CLIError(f"--{name.replace('_', '-')} must be {rule}, got {getattr(cfg, name)}")
-    if cfg.auto_augment:
-        try: check_auto_augment(cfg.auto_augment)
-        except ValueError as e: raise CLIError(f"--auto-augment: {one_line(e)}") from None
-    check_out_folder(cfg.out)
-    if (cfg.resume or cfg.resume_anyway) and cfg.overwrite: raise CLIError("--resume and --overwrite contradict each other: pass one")
-    try: train_dtype(cfg.dtype, resolve_device(cfg.device))
-    except (RuntimeError, ValueError) as e: raise CLIError(str(e)) from None
-    try: data = Path(cfg.data).expanduser() if cfg.data else asset_path("imagenet-sample-1000")
-    except AssetsNotFoundError as e: raise CLIError(f"no --data given and {e}") from None
-    n = _check_images(data, cfg.limit, "data", world)
-    try:
-        if not cfg.skip_bad_images: check_image_files(labelled_images(data, cfg.limit))
-    except ValueError as e: raise CLIError(f"--data {data}: {e}") from None
-    if cfg.batch_size % world: raise CLIError(f"--batch-size {cfg.batch_size} does not split evenly over {world} processes")
-    if n < cfg.batch_size: raise CLIError(f"{n} training images are fewer than one batch (--batch-size {cfg.batch_size})")
-    if cfg.val: _check_images(Path(cfg.val).expanduser(), cfg.val_limit, "val", 1)
-    if cfg.weights and not Path(cfg.weights).expanduser().is_file(): raise CLIError(f"--weights file not found: {cfg.weights}")
-    wm = weights_meta(cfg.weights) if cfg.weights else {}
-    if wm.get("model") and wm["model"] != cfg.model:
-        raise CLIError(f"--weights {cfg.weights} holds weights trained for {wm['model']}, not {cfg.model}")
-    try: check_run_dir(Path(cfg.out).expanduser(), cfg.run_config(), cfg.resume or cfg.resume_anyway, cfg.overwrite, cfg.resume_anyway)
-    except RunDirError as e: raise CLIError(str(e)) from None
-
-def check_eval_options(cfg: EvalConfig, world: int) -> None:
-    "The checks of `tome_nb eval` that need no process group; a `CLIError` in one line."
-    if cfg.batch_size < 1: raise CLIError(f"--batch-size must be at least 1, got {cfg.batch_size}")
-    if cfg.weights and not Path(cfg.weights).expanduser().is_file(): raise CLIError(f"--weights file not found: {cfg.weights}")
-    try: name, rs, folder = eval_setup(cfg)
-    except (AssetsNotFoundError, ValueError) as e: raise CLIError(str(e).splitlines()[0]) from None
-    check_model_name(name)
-    _check_images(folder, cfg.limit, "data", world)
-    if cfg.csv: check_output(cfg.csv, "--csv", cfg.overwrite)
-    try:
-        if not cfg.skip_bad_images: check_image_files(labelled_images(folder, cfg.limit))
-    except ValueError as e: raise CLIError(f"--data {folder}: {e}") from None
-
-def _train_checked(cfg: TrainConfig) -> None:
-    check_train_options(cfg, _world(1)); train(cfg)
-
-def _eval_checked(cfg: EvalConfig) -> None:
-    check_eval_options(cfg, _world(1)); eval_schedules(cfg)
-
-def run_process(command: str, # the subcommand, for the error line
-                fn: Callable, # what the process does: fn(cfg)
-                cfg: Any, # its options
-               ) -> int:
-    "One process of a command: run `fn(cfg)`; a mistake is printed in one line (by rank 0 only) and gives exit status 2."
-    try:
-        fn(cfg); return 0
-    except (CLIError, AssetsNotFoundError, CheckpointError, RunDirError, ValueError, OSError, RuntimeError) as e:
-        if os.environ.get("TOME_NB_DEBUG") and not isinstance(e, CLIError): raise
-        if int(os.environ.get("RANK", "0")) == 0: print(f"tome_nb {command}: error: {one_line(e)}", file=sys.stderr, flush=True)
-        return 2
-    finally: close_distributed()
-
-def _run_command(command: str, config: type, check: Callable, run: Callable, args: argparse.Namespace) -> int:
-    "Run `command` in this process, as one process of torchrun, or (checked first) in `--nproc` new processes."
-    cfg = _options(config, args)
-    if args.nproc > 1:
-        check(cfg, _world(args.nproc))
-        return launch_local(run_process, args.nproc, command, run, cfg)
-    _world(args.nproc)
-    return run_process(command, run, cfg)
-
-def run_train(args: argparse.Namespace) -> int:
-    "The `train` subcommand: train in this process, as one process of torchrun, or in `--nproc` new processes."
-    return _run_command("train", TrainConfig, check_train_options, _train_checked, args)
-
-def run_eval(args: argparse.Namespace) -> int:
-    "The `eval` subcommand: evaluate in this process, as one process of torchrun, or in `--nproc` new processes."
-    return _run_command("eval", EvalConfig, check_eval_options, _eval_checked, args)
-
 # %% ../nbs/12_training.ipynb #ec6f40b0
-def interleaved(steps: Dict[str, Callable[[], object]], # name -> one step
-                batch_size: int, # images per step (for images per second)
-                device: str | torch.device = "cpu", # where the steps run (for synchronisation)
-                runs: int = 7, # rounds
-                warmup: int = 2, # untimed steps per setting
-                min_run_time: float = 0.5, # seconds per timed run, at least
-                progress: bool = True, # progress bar over the rounds
-               ) -> Dict[str, dict]:
-    "Time step functions in interleaved rounds, as `tome_nb.bench.compare` does; per name img/s (median, min, max) and run times."
-    import statistics
-    from tqdm.auto import tqdm
-    dev = torch.device(device)
-    iters = {n: calibrate(s, dev, warmup, min_run_time) for n, s in steps.items()}
-    secs, names = {n: [] for n in steps}, list(steps)
-    for k in tqdm(range(runs), desc="rounds", disable=not progress, leave=False):
-        for n in (names if k % 2 == 0 else names[::-1]): secs[n].append(timed_run(steps[n], dev, iters[n]))
-    return {n: dict(img_s=statistics.median(batch_size / t for t in s), img_s_min=batch_size / max(s),
-                    img_s_max=batch_size / min(s), runs=len(s), steps_per_run=iters[n], secs=s) for n, s in secs.items()}
-
 def make_train_step(model: nn.Module, # the model (maybe DDP-wrapped), trained in place
                     batch_size: int, # images per step
                     img_size: Optional[int] = None, # image side (default: the model's)
@@ -1029,20 +555,15 @@ def train_throughput(model: nn.Module, # an unpatched timm ViT (copies are measu
     rows = []
     for key in models:
         r = 0 if key == "timm" else parse_schedule(key.split()[1])
-        sp, q1, q3 = paired_ratio(res, key, "timm")
-        g = model_gflops(model, r)
         rows.append(dict(model=name, weights=weights, method=key.split()[0], r=schedule_str(r), step="forward+backward+AdamW",
                          img_s=round(res[key]["img_s"], 3), img_s_min=round(res[key]["img_s_min"], 3), img_s_max=round(res[key]["img_s_max"], 3),
-                         speedup=round(sp, 4), speedup_q1=round(q1, 4), speedup_q3=round(q3, 4), gflops=round(g, 4),
-                         ideal_speedup=round(base / g, 4), measured_over_ideal=round(sp * g / base, 4), runs=runs,
+                         **speed_columns(res, key, "timm", model_gflops(model, r), base), runs=runs,
                          **run_info(resolve_device(device), dtype, batch_size)))
     return rows
 
 # %% ../nbs/12_training.ipynb #a652cd62
 def _ddp_bench_process(model_name: str, r: Schedule, batch_size: int, runs: int, min_run_time: float, dtype: str, path: str) -> int:
     "One of the processes of `ddp_throughput`."
-    import statistics, timm
-    from torch.nn.parallel import DistributedDataParallel
     info = init_distributed("cpu")
     cores, W, cpu = cpu_count(), info.world_size, torch.device("cpu")
     torch.manual_seed(0)
@@ -1062,9 +583,7 @@ def _ddp_bench_process(model_name: str, r: Schedule, batch_size: int, runs: int,
     once = {n: run(n, 1) for n in names}
     iters = [{n: max(1, math.ceil(min_run_time / t)) for n, t in once.items()} if info.main else None]
     dist.broadcast_object_list(iters, src=0)
-    secs = {n: [] for n in names}
-    for k in range(runs):
-        for n in (names if k % 2 == 0 else names[::-1]): secs[n].append(run(n, iters[0][n]))
+    secs = interleaved_rounds(names, lambda n: run(n, iters[0][n]), runs)
     if info.main:
         torch.set_num_threads(cores)
         res = {n: dict(secs=s) for n, s in secs.items()}
