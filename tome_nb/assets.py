@@ -4,12 +4,15 @@
 
 # %% ../nbs/00a_assets.ipynb #edd70a8b
 from __future__ import annotations
-import importlib.util, os, sys
+import csv, datetime, importlib.util, io, os, platform, sys
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
+import timm
 import torch
 from PIL import Image
+from safetensors.torch import load_file
+from timm.data import create_transform, ImageNetInfo, resolve_data_config
 
 # %% auto #0
 __all__ = ['ASSETS_ENV', 'IMAGE_EXTS', 'AssetsNotFoundError', 'project_root', 'assets_dir', 'asset_path', 'load_state_dict',
@@ -69,7 +72,6 @@ def load_state_dict(path: str | Path) -> dict:
     if not path.is_file(): raise AssetsNotFoundError(f"weights file not found: {path}")
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
             return load_file(str(path))
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:                                     # truncated, garbage, or not a weights file at all
@@ -83,7 +85,6 @@ def local_weights(name: str) -> Path | None:
 
 def is_timm_model(name: str) -> bool:
     "Whether `name` is a timm model (a pretrained tag such as `.augreg_in21k` allowed)."
-    import timm
     return isinstance(name, str) and timm.is_model(timm.models.split_model_name_tag(name)[0])
 
 def create_model(name: str, # a timm model name, e.g. "deit_tiny_patch16_224"
@@ -92,7 +93,6 @@ def create_model(name: str, # a timm model name, e.g. "deit_tiny_patch16_224"
                  **kwargs, # passed to `timm.create_model`
                 ) -> torch.nn.Module:
     "A timm model in eval mode with real weights from `weights`, the assets folder, or timm's download."
-    import timm
     if not is_timm_model(name): raise ValueError(f"unknown timm model {name!r} (see timm.list_models())")
     path = Path(weights) if weights is not None else (local_weights(name) if pretrained else None)
     if path is not None or not pretrained:
@@ -114,13 +114,11 @@ IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 def imagenet_wnids() -> List[str]:
     "The 1,000 ImageNet-1k WordNet ids in label order (from timm's bundled class info)."
-    from timm.data import ImageNetInfo
     info = ImageNetInfo()
     return [info.index_to_label_name(i) for i in range(info.num_classes())]
 
 def imagenet_class_names() -> List[str]:
     "The 1,000 ImageNet-1k class names in label order (first synonym of each)."
-    from timm.data import ImageNetInfo
     info = ImageNetInfo()
     return [info.index_to_description(i).split(",")[0] for i in range(info.num_classes())]
 
@@ -212,7 +210,6 @@ def sample_image(name: str = "chelsea.png") -> Image.Image:
 
 def eval_transform(model: torch.nn.Module) -> Callable:
     "timm's evaluation preprocessing for `model` (its pretrained data config): PIL image -> [3, H, W] tensor."
-    from timm.data import resolve_data_config, create_transform
     return create_transform(**resolve_data_config({}, model=model))
 
 # %% ../nbs/00a_assets.ipynb #2df282c3
@@ -232,7 +229,6 @@ def run_info(device: str | torch.device = "cpu", # where the run happened
              batch_size: int | None = None, # images per batch
             ) -> dict:
     "Provenance columns for a result row: device, dtype, batch size, versions, date."
-    import datetime, platform, timm
     return dict(device=device_name(device), dtype=str(dtype).replace("torch.", ""), batch_size=batch_size,
                 torch=torch.__version__, timm=timm.__version__, python=platform.python_version(),
                 date=datetime.date.today().isoformat())
@@ -241,7 +237,6 @@ def write_csv(rows: List[dict], # result rows (dicts with the same keys)
               path: str | Path, # where to write (folders are created)
              ) -> Path:
     "Write result rows to a CSV file, all at once (nothing half-written on error)."
-    import csv, io
     if not rows: raise ValueError("write_csv: no rows to write")
     keys = list(dict.fromkeys(k for r in rows for k in r))
     buf = io.StringIO()
@@ -256,7 +251,6 @@ def write_csv(rows: List[dict], # result rows (dicts with the same keys)
 
 def read_csv(path: str | Path) -> List[dict]:
     "Read a result CSV written by `write_csv`; numbers come back as int or float."
-    import csv
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"result file not found: {path}")
     def conv(v):

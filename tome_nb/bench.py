@@ -8,14 +8,15 @@ import copy, math, statistics, time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import timm
 import torch
 from tqdm.auto import tqdm
 from torch import Tensor, nn
 
-from .assets import run_info, write_csv
-from .hf import hf_backbone, hf_gflops, hf_layers, is_hf_model, require_transformers
-from .patch import ReduceInput, Schedule, ToMeReduce, apply_patch, is_patched, model_gflops, parse_r, patch_model, remove_patch
-from .tv import is_tv_vit, tv_gflops
+from .assets import read_csv, run_info, write_csv
+from .hf import hf_backbone, is_hf_model, require_transformers
+from .patch import ReduceInput, Schedule, ToMeReduce, apply_patch, family_of, is_patched, model_gflops, parse_r, patch_model, remove_patch
+from .tv import TV_FAMILY                                  # (registers torchvision's family)
 
 # %% auto #0
 __all__ = ['DTYPES', 'CPU_SWEEP', 'GPU_SWEEP', 'GPU_SWEEP_COMPILED', 'resolve_device', 'resolve_dtype', 'prepare', 'make_step',
@@ -270,12 +271,12 @@ def library_sweep(model: nn.Module, # an unpatched transformers or torchvision v
                   progress: bool = True, # progress bar
                  ) -> List[dict]:
     "Interleaved throughput of a transformers or torchvision model, unpatched and with ToMe at each `r`; rows as `tome_sweep`'s."
-    if is_hf_model(model):
-        lib, gflops, L, img = "transformers", hf_gflops, len(hf_layers(model)), hf_backbone(model).config.image_size
-        version = require_transformers().__version__
-    elif is_tv_vit(model):
+    fam = family_of(model)
+    lib, gflops, L = fam.name, fam.gflops, fam.num_blocks(model)
+    if lib == "transformers": img, version = hf_backbone(model).config.image_size, require_transformers().__version__
+    elif lib == "torchvision":
         import torchvision                                              # (only for its version)
-        lib, gflops, L, img, version = "torchvision", tv_gflops, len(model.encoder.layers), model.image_size, torchvision.__version__
+        img, version = model.image_size, torchvision.__version__
     else: raise TypeError(f"expected a transformers or torchvision vision model, got {type(model).__name__}")
     if is_patched(model): raise ValueError("library_sweep needs the unpatched model (it patches copies itself)")
     for r in rs: parse_r(L, r)
@@ -340,9 +341,6 @@ def run_sweep(configs: Sequence[dict], # tome_sweep settings, with `model` a tim
               append: bool = False, # keep the rows already in `csv_path`, in front of the new ones
              ) -> List[dict]:
     "Run every configuration with `tome_sweep` (random weights: speed does not depend on them) and write one CSV."
-    import timm
-    from tqdm.auto import tqdm
-    from tome_nb.assets import read_csv
     rows = read_csv(csv_path) if append and Path(csv_path).exists() else []
     for cfg in tqdm(list(configs), desc="sweep", disable=not progress):
         cfg = dict(cfg)

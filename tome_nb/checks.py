@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .assets import is_timm_model
-from .patch import num_input_tokens, parse_r
+from .patch import family_of, num_input_tokens, parse_r
 
 
 # %% auto #0
@@ -48,20 +48,20 @@ def check_output(path: str | Path, # a file the command will write
 
 def _num_mergeable(model) -> int:
     "The tokens of `model`'s first block that may be merged (all but the class, distillation and register tokens)."
-    return num_input_tokens(model) - model.num_prefix_tokens
+    return num_input_tokens(model) - family_of(model).protected(model)
 
 def _max_r(model) -> int:
     "The largest r that the first block of `model` can merge."
     return _num_mergeable(model) // 2
 
-def check_r_limit(model, # the model the schedules are for (timm; `_max_r` of it)
+def check_r_limit(model, # the model the schedules are for (any registered family)
                   schedules: Sequence, # the schedules asked for (ints, lists or (r, inflect))
                   name: str, # the model's name, for the message
                  ) -> None:
     "One rule for every command: no block may be asked to merge more than the first block can (half its mergeable tokens)."
     top = _max_r(model)
     for s in schedules:
-        if max(parse_r(len(model.blocks), s)) > top:
+        if max(parse_r(family_of(model).num_blocks(model), s)) > top:
             raise CLIError(f"--r {s} is more than {name} can merge in one block "
                            f"(at most {top} of its {_num_mergeable(model)} patch tokens)")
 

@@ -18,7 +18,7 @@ from .checks import CLIError, check_model_name, check_output, check_r_limit, one
 from .comparison import PAPER_RECIPE, comparison_table, plot_comparison, run_comparison
 from .distributed import close_distributed, launch_local
 from .eval import evaluate, image_loader
-from .hf import HF_MODELS, Logits, hf_from_timm, hf_num_input_tokens, hf_num_protected, is_hf_model, require_transformers
+from .hf import HF_MODELS, Logits, hf_from_timm, is_hf_model, require_transformers
 from .patch import apply_patch, check_supported
 from .prune import PRUNING_BUDGET
 from .train import (DEFAULT_MODEL, TRAINABLE, EvalConfig, TrainConfig, check_auto_augment, eval_schedules, eval_setup,
@@ -258,9 +258,7 @@ def bench_library(args: argparse.Namespace) -> int:
         raise CLIError("--compile, --train and --explicit are for timm models; hf: and tv: models are timed for inference only")
     model, weights, source = _library_model(args)
     hf = is_hf_model(model)
-    n, P = (hf_num_input_tokens(model), hf_num_protected(model)) if hf else (model.seq_length, 1)
-    if max(args.r) > (n - P) // 2:
-        raise CLIError(f"--r {max(args.r)} is more than {args.model} can merge in one block (at most {(n - P) // 2} of its {n - P} patch tokens)")
+    check_r_limit(model, [max(args.r)], args.model)
     progress = not args.no_progress
     print(f"{args.model}, weights: {weights}; {args.device}, {args.dtype}, batch {args.batch_size}", flush=True)
     rows = library_sweep(model, rs=args.r, batch_size=args.batch_size, device=args.device, dtype=args.dtype, runs=args.runs,

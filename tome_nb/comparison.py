@@ -14,15 +14,17 @@ from torch import nn
 
 import hashlib
 
-from .assets import asset_path, create_model
+from .assets import asset_path, create_model, is_timm_model, run_info
 from .avit import apply_avit, cached_avit
-from .dynamicvit import apply_dynamicvit, cached_dynamicvit
-from .eval import evaluate, image_loader
+from .dynamicvit import apply_dynamicvit, cached_dynamicvit, KeepPredictor
+from .eval import evaluate, evaluate_models, image_loader
 from .patch import apply_patch
 from .prune import (PRUNING_BUDGET, RAND_AUGMENT, apply_evit, apply_random_drop, apply_tome_drop, budget_settings, cache_dir,
                            measured_gflops)
-from .spvit import apply_spvit, cached_spvit
+from .spvit import apply_spvit, cached_spvit, TokenSelector
 from .train import FitConfig, named_config
+from .bench import compare as bench_compare, resolve_device
+from .vis import caption
 
 # %% auto #0
 __all__ = ['PAPER_RECIPE', 'LONG_BUDGET', 'CACHED_TRAINING', 'MARKERS', 'COLORS', 'PUBLISHED_AS', 'comparison_variants',
@@ -84,8 +86,6 @@ def _untrained_variants(model: nn.Module, rs: Sequence[int], evit_keep: Sequence
                         spvit_keep: Sequence[float]) -> Dict[str, Tuple[str, str, nn.Module]]:
     """The variants for a throughput measurement, with nothing trained: DynamicViT's and SP-ViT's keep counts are fixed
     by their ratios, so their cost does not depend on what the predictors learned; A-ViT's does (when tokens halt), so it is left out."""
-    from tome_nb.dynamicvit import KeepPredictor
-    from tome_nb.spvit import TokenSelector
     out = comparison_variants(model, "", rs, evit_keep, (), (), (), spvit_prop=False)
     heads = model.blocks[0].attn.num_heads
     for k in dynamicvit_keep:
@@ -167,7 +167,6 @@ def check_comparison_inputs(model_name: str, # timm model name
                             budget: FitConfig = PRUNING_BUDGET, # the training budget
                            ) -> None:
     "Refuse inputs that cannot work, before any model is built: ValueError / FileNotFoundError."
-    from tome_nb.assets import is_timm_model
     if not is_timm_model(model_name):
         raise ValueError(f"unknown timm model {model_name!r} (see timm.list_models('*vit*'))")
     for what, v in (("batch_size", batch_size), ("runs", runs), ("epochs", budget.epochs)):
@@ -191,9 +190,6 @@ def run_comparison(model_name: str = "deit_tiny_patch16_224", # timm model with 
                    recipe: Optional[Dict[str, dict]] = None, # method -> more training settings (e.g. `PAPER_RECIPE`)
                   ) -> List[dict]:
     "Accuracy, agreement, GFLOPs and throughput of every variant; one row per variant."
-    from tome_nb.assets import asset_path, create_model, run_info
-    from tome_nb.bench import compare as bench_compare, resolve_device
-    from tome_nb.eval import evaluate_models, image_loader
     check_comparison_inputs(model_name, data, limit, batch_size, runs, budget)
     dev = resolve_device(device)
     model = create_model(model_name).to(dev)
@@ -262,7 +258,6 @@ def plot_comparison(rows: List[dict], # comparison rows with top1, img_s and gfl
                    ) -> Optional["matplotlib.figure.Figure"]:
     "Top-1 vs measured throughput and vs GFLOPs, every method on the same axes; with `published`, a panel that sets the papers' results beside ours."
     import matplotlib.pyplot as plt
-    from tome_nb.vis import caption
     have_speed = all("img_s" in r for r in rows)
     pub = [p for p in (published or []) if p.get("top1") not in (None, "") and p.get("gflops") not in (None, "")]
     panels = ([("img_s", "images / second (measured)")] if have_speed else []) + [("gflops", "GFLOPs per image (analytic)")]

@@ -14,6 +14,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from PIL import Image
 
 from .assets import check_labels, eval_transform, labelled_images
+import torch.distributed as dist
+from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['UnreadableImage', 'LabelledImages', 'ShardedBatches', 'process_group', 'image_loader', 'topk_correct', 'evaluate',
@@ -48,7 +50,6 @@ class ShardedBatches(Sampler):
 
 def process_group() -> Tuple[int, int]:
     "(rank, world size) of the running torch.distributed process group; (0, 1) without one."
-    import torch.distributed as dist
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
@@ -91,7 +92,6 @@ def topk_correct(logits: Tensor, # [B, classes]
 def _score_runs(runs: Dict[str, Callable[[Tensor], Tensor]], # name -> images -> logits; the first is the reference
                 loader: DataLoader, device, progress: bool, desc: str) -> List[dict]:
     "One pass over `loader`: every run on every batch; top-1, top-5 and agreement with the first run."
-    from tqdm.auto import tqdm
     stats = {name: dict(n=0, top1=0, top5=0, agree=0) for name in runs}
     bar = tqdm(loader, desc=desc, unit="batch", disable=not progress or process_group()[0] != 0, leave=False)
     for images, labels in bar:
@@ -114,7 +114,6 @@ def _score_runs(runs: Dict[str, Callable[[Tensor], Tensor]], # name -> images ->
 
 def _sum_over_processes(stats: Dict[str, dict], device) -> Dict[str, dict]:
     "The counts of every process, summed (integers, so the result is exact)."
-    import torch.distributed as dist
     names, keys = list(stats), ("n", "top1", "top5", "agree")
     t = torch.tensor([[stats[n][k] for k in keys] for n in names], dtype=torch.int64, device=device)   # [runs, 4]
     dist.all_reduce(t)

@@ -4,26 +4,28 @@
 
 # %% ../nbs/05b_transformers.ipynb #f6912a8a
 from __future__ import annotations
-import copy, sys
+import copy, inspect, sys
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from timm.models.vision_transformer import Block, VisionTransformer
 from torch import Tensor, nn
 
 from .attention import prop_attention, size_bias
 from .flops import vit_gflops
 from .matching import capped_r, merged_token_counts
 from .merge import unmerge_tokens
-from .patch import PatchConfig, ReduceInput, Schedule, ToMeReduce, _PatchedModel, _patched_class, parse_r, register_family
+from .patch import (Family, PatchConfig, ReduceInput, Schedule, ToMeReduce, _PatchedModel, _patched_class, current_r, parse_r,
+                           register_family, token_counts)
 
 # %% auto #0
 __all__ = ['HF_EXTRA', 'MIN_TRANSFORMERS', 'HF_LAYERS', 'HF_ATTENTIONS', 'HF_QKV', 'HF_BACKBONES', 'HF_MODELS', 'HF_FEATURE_MAPS',
-           'HF_MEAN_HEADS', 'ATTN_IMPLEMENTATIONS', 'HF_TARGETS', 'require_transformers', 'is_hf_model', 'hf_backbone',
-           'hf_layers', 'hf_num_protected', 'hf_check_supported', 'check_mha', 'mha_qkv', 'mha_forward',
-           'hf_eager_attention', 'masks_nothing', 'key_validity', 'reduce_padded', 'hf_apply_patch',
-           'hf_num_input_tokens', 'hf_token_counts', 'hf_gflops', 'check_timm_convertible', 'hf_config_from_timm',
-           'timm_depth', 'block_params', 'timm_to_hf_state_dict', 'hf_from_timm', 'Logits']
+           'HF_MEAN_HEADS', 'ATTN_IMPLEMENTATIONS', 'HF_FAMILY', 'hf_token_counts', 'HF_TARGETS',
+           'require_transformers', 'is_hf_model', 'hf_backbone', 'hf_layers', 'hf_num_protected', 'hf_check_supported',
+           'check_mha', 'mha_qkv', 'mha_forward', 'hf_eager_attention', 'masks_nothing', 'key_validity',
+           'reduce_padded', 'hf_apply_patch', 'hf_num_input_tokens', 'hf_gflops', 'check_timm_convertible',
+           'hf_config_from_timm', 'timm_depth', 'block_params', 'timm_to_hf_state_dict', 'hf_from_timm', 'Logits']
 
 # %% ../nbs/05b_transformers.ipynb #57ea47dc
 HF_EXTRA = "pip install 'tome_nb[hf]'"
@@ -395,7 +397,6 @@ def _swap(module: nn.Module, mixin: type, run: _HFRun) -> None:
 
 def _keep_signature(cls: type, orig: type) -> None:
     "Give a patched class's own `forward` the original's signature, which transformers' tools inspect (e.g. for `output_attentions`)."
-    import inspect
     base = cls.forward
     def forward(self, *args: Any, **kwargs: Any) -> Any: return base(self, *args, **kwargs)
     forward.__signature__, forward.__doc__ = inspect.signature(orig.forward), base.__doc__
@@ -446,8 +447,6 @@ def hf_apply_patch(model: nn.Module, # a supported transformers vision model, pa
     _share_weight_conversions(model)
     return model
 
-register_family(is_hf_model, hf_apply_patch)                          # `apply_patch` sends transformers models here
-
 # %% ../nbs/05b_transformers.ipynb #d18bef9a
 def hf_num_input_tokens(model: nn.Module) -> int:
     "Tokens entering the first layer at the model's configured image size (patches + protected tokens)."
@@ -455,18 +454,11 @@ def hf_num_input_tokens(model: nn.Module) -> int:
     n = emb.patch_embeddings.num_patches if hasattr(emb, "patch_embeddings") else emb.num_patches
     return n + hf_num_protected(model)
 
-def hf_token_counts(model: nn.Module, # a supported transformers vision model
-                    r: Optional[Schedule] = None, # the schedule (default: the model's own, 0 if unpatched)
-                   ) -> List[int]:
-    "The token count after each layer for schedule `r`, with the per-layer cap applied."
-    r = (model.r if getattr(model, "_tome_cfg", None) is not None else 0) if r is None else r
-    return merged_token_counts(hf_num_input_tokens(model), parse_r(len(hf_layers(model)), r), hf_num_protected(model))
-
 def hf_gflops(model: nn.Module, # a supported transformers vision model
               r: Optional[Schedule] = None, # the schedule (default: the model's own, 0 if unpatched)
              ) -> float:
     "Analytic GFLOPs (GMACs) of one image through `model` with schedule `r` (chapter 00's counter)."
-    r = (model.r if getattr(model, "_tome_cfg", None) is not None else 0) if r is None else r
+    r = current_r(model, r)
     cfg, layers = hf_backbone(model).config, hf_layers(model)
     d = cfg.hidden_size
     spec = HF_LAYERS[_orig(layers[0]).__name__]
@@ -479,12 +471,16 @@ def hf_gflops(model: nn.Module, # a supported transformers vision model
                       patch_size=ps, in_chans=cfg.num_channels * getattr(cfg, "tubelet_size", 1),          # video: tubelets
                       num_classes=sum(m.out_features for m in heads))
 
+HF_FAMILY = register_family(Family("transformers", is_hf_model, hf_apply_patch, lambda m: len(hf_layers(m)), hf_num_input_tokens,
+                                   hf_num_protected, hf_gflops))   # from here on `apply_patch`, `token_counts`, ... take transformers models
+hf_token_counts = token_counts                                      # the name this chapter's tests use
+
+
 # %% ../nbs/05b_transformers.ipynb #aab9be16
 HF_TARGETS = ("vit", "deit", "deit_teacher")
 
 def check_timm_convertible(model: nn.Module) -> None:
     "Raise a `ValueError` unless timm `model` has a plain transformers ViT/DeiT (or torchvision ViT) equivalent."
-    from timm.models.vision_transformer import Block, VisionTransformer
     if not isinstance(model, VisionTransformer): raise TypeError(f"expected a timm VisionTransformer, got {type(model).__name__}")
     need = []
     if not model.has_class_token or model.global_pool != "token": need.append("class-token pooling")

@@ -24,10 +24,10 @@ from .merge import merge_source, merge_wavg, unmerge_tokens
 from .similarity import attention_qkv, embed_tokens
 
 # %% auto #0
-__all__ = ['Schedule', 'METRICS', 'parse_r', 'ReduceInput', 'ToMeReduce', 'block_forward', 'traced_block', 'fx_tracing',
-           'PatchConfig', 'attn_pool_forward', 'check_supported', 'patch_model', 'register_family', 'apply_patch',
-           'remove_patch', 'is_patched', 'num_input_tokens', 'token_counts', 'model_mlp_ratio', 'model_macs',
-           'model_gflops', 'tracing_source', 'dense_features']
+__all__ = ['Schedule', 'METRICS', 'TIMM_FAMILY', 'parse_r', 'ReduceInput', 'ToMeReduce', 'block_forward', 'traced_block',
+           'fx_tracing', 'PatchConfig', 'attn_pool_forward', 'check_supported', 'patch_model', 'Family',
+           'register_family', 'family_of', 'current_r', 'apply_patch', 'remove_patch', 'is_patched', 'num_input_tokens',
+           'token_counts', 'model_mlp_ratio', 'model_macs', 'model_gflops', 'tracing_source', 'dense_features']
 
 # %% ../nbs/05_timm.ipynb #b7a88466
 Schedule = Union[int, Sequence[int], Tuple[int, float]]    # one r for all blocks, one per block, or (r, inflect)
@@ -324,17 +324,31 @@ def patch_model(model: nn.Module, # a timm VisionTransformer
     return model
 
 # %% ../nbs/05_timm.ipynb #090db235
-_FAMILIES: List[Tuple[Callable[[nn.Module], bool], Callable]] = []   # (is this a model of that library?, its apply_patch)
+@dataclass(frozen=True)
+class Family:
+    "What tome_nb needs to know about one library's ViTs: how to recognise and patch one, and the numbers that token counts, FLOP counts and the `r` checks read off it."
+    name: str                                       # the library, in messages and result rows
+    detect: Callable[[nn.Module], bool]             # whether a model (patched or not) belongs to the family
+    apply: Callable[..., nn.Module]                 # (model, r, trace_source, prop_attn, metric) -> the model, patched in place
+    num_blocks: Callable[[nn.Module], int]          # the blocks `r` is spread over
+    input_tokens: Callable[[nn.Module], int]        # tokens entering the first block (patches + protected tokens)
+    protected: Callable[[nn.Module], int]           # leading tokens that are never merged (class, distillation, registers)
+    gflops: Callable[[nn.Module, Schedule], float]  # analytic GFLOPs of one input at a schedule
 
-def register_family(detect: Callable[[nn.Module], bool], # a model -> whether it belongs to this family (patched or not)
-                    apply: Callable, # its patch: (model, r, trace_source, prop_attn, metric) -> model
-                   ) -> None:
-    "Let `apply_patch` hand the models `detect` recognises to `apply`: how chapters 05b and 05c plug in transformers and torchvision."
-    _FAMILIES.append((detect, apply))
+_FAMILIES: List[Family] = []                        # the other libraries' families, asked first; timm's is the fallback
 
-def _family_patch(model: nn.Module) -> Optional[Callable]:
-    "The registered patch for `model`'s library; None for a timm model (or any other)."
-    return next((apply for detect, apply in _FAMILIES if detect(model)), None)
+def register_family(family: Family) -> Family:
+    "Add `family` to the registry that `apply_patch`, `token_counts`, `model_gflops` and the checks ask (a family of the same name is replaced)."
+    _FAMILIES[:] = [f for f in _FAMILIES if f.name != family.name] + [family]
+    return family
+
+def family_of(model: nn.Module) -> Family:
+    "The family `model` belongs to: a registered library's, else timm's (whose checks refuse anything else with a clear message)."
+    return next((f for f in _FAMILIES if f.detect(model)), TIMM_FAMILY)
+
+def current_r(model: nn.Module, r: Optional[Schedule] = None) -> Schedule:
+    "`r` if given, else the schedule the model is patched with (0 when unpatched)."
+    return (model.r if is_patched(model) else 0) if r is None else r
 
 def apply_patch(model: nn.Module, # a timm VisionTransformer (or a torchvision / transformers ViT), patched in place
                 r: Schedule = 0, # tokens merged per block: int, list, or (r, inflect); `model.r` changes it later
@@ -343,8 +357,10 @@ def apply_patch(model: nn.Module, # a timm VisionTransformer (or a torchvision /
                 metric: str = "keys", # similarity features: keys, queries, values or x (ablations)
                ) -> nn.Module:
     "Apply Token Merging to a timm Vision Transformer (or a torchvision or transformers one), in place; returns the model."
-    other = None if isinstance(model, VisionTransformer) else _family_patch(model)
-    if other is not None: return other(model, r, trace_source, prop_attn, metric)
+    return family_of(model).apply(model, r, trace_source, prop_attn, metric)
+
+def _timm_apply(model: nn.Module, r: Schedule, trace_source: bool, prop_attn: bool, metric: str) -> nn.Module:
+    "`apply_patch` for timm: the ToMe reduction in every block (`patch_model`)."
     return patch_model(model, "tome", r, ToMeReduce(metric), trace_source, prop_attn, metric=metric)
 
 def remove_patch(model: nn.Module) -> nn.Module:
@@ -363,16 +379,21 @@ def is_patched(model: nn.Module) -> bool:
     return getattr(model, "_tome_cfg", None) is not None
 
 # %% ../nbs/05_timm.ipynb #be3c7181
-def num_input_tokens(model: nn.Module) -> int:
-    "Tokens entering the first block at the model's default image size (patches + prefix tokens)."
+def _timm_input_tokens(model: nn.Module) -> int:
+    "Tokens entering the first block of a timm ViT at its default image size (patches + prefix tokens)."
     return model.patch_embed.num_patches + model.num_prefix_tokens
 
-def token_counts(model: nn.Module, # a timm VisionTransformer
+def num_input_tokens(model: nn.Module) -> int:
+    "Tokens entering the first block at the model's default input size (patches + protected tokens), for any registered family."
+    return family_of(model).input_tokens(model)
+
+def token_counts(model: nn.Module, # a ViT of any registered family (timm, transformers, torchvision)
                  r: Optional[Schedule] = None, # the schedule (default: the model's own, 0 if unpatched)
                 ) -> List[int]:
     "The token count after each block for schedule `r`, with the per-block cap applied."
-    r = (model.r if is_patched(model) else 0) if r is None else r
-    return merged_token_counts(num_input_tokens(model), parse_r(len(model.blocks), r), model.num_prefix_tokens)
+    fam = family_of(model)
+    rs = parse_r(fam.num_blocks(model), current_r(model, r))
+    return merged_token_counts(fam.input_tokens(model), rs, fam.protected(model))
 
 def model_mlp_ratio(model: nn.Module) -> float:
     "Hidden width of the blocks' MLP over the embedding width (4.0 when the MLP has no `fc1`)."
@@ -385,21 +406,29 @@ def model_macs(model: nn.Module, # a timm VisionTransformer (any patch embedding
               ) -> dict:
     "Analytic MACs by part (`patch_embed`, `qkv`, `attn`, `proj`, `mlp`, `matching`, `head`) of one input through `model` at `r`."
     if not isinstance(model, VisionTransformer): raise TypeError(f"expected a timm VisionTransformer, got {type(model).__name__}")
-    r = (model.r if is_patched(model) else 0) if r is None else r
+    r = current_r(model, r)
     blk = model.blocks[0]
     kernel = model.patch_embed.proj.weight[0].numel()                   # input values per token: channels x kernel (3 x 16 x 16)
     heads = 2 if getattr(model, "head_dist", None) is not None else 1   # distilled DeiT: class and distillation heads
-    return vit_macs(dim=model.embed_dim, depth=len(model.blocks), num_tokens=num_input_tokens(model),
+    return vit_macs(dim=model.embed_dim, depth=len(model.blocks), num_tokens=_timm_input_tokens(model),
                     rs=parse_r(len(model.blocks), r), mlp_ratio=model_mlp_ratio(model), num_heads=blk.attn.num_heads,
                     num_protected=model.num_prefix_tokens, patch_size=1, in_chans=kernel,   # the kernel as a 1x1 "patch"
                     num_classes=model.num_classes * heads, include_matching=include_matching)
 
-def model_gflops(model: nn.Module, # a timm VisionTransformer
+def _timm_gflops(model: nn.Module, r: Optional[Schedule] = None, include_matching: bool = False) -> float:
+    "Analytic GFLOPs (GMACs) of one input through a timm ViT (the sum of `model_macs`)."
+    return sum(model_macs(model, r, include_matching).values()) / 1e9
+
+def model_gflops(model: nn.Module, # a ViT of any registered family (timm, transformers, torchvision)
                  r: Optional[Schedule] = None, # the schedule (default: the model's own, 0 if unpatched)
-                 include_matching: bool = False, # add the matching's similarity product
+                 include_matching: bool = False, # add the matching's similarity product (timm models)
                 ) -> float:
     "Analytic GFLOPs (GMACs) of one input through `model` with schedule `r` (chapter 00's counter, see `model_macs`)."
-    return sum(model_macs(model, r, include_matching).values()) / 1e9
+    if include_matching: return _timm_gflops(model, r, True)
+    return family_of(model).gflops(model, current_r(model, r))
+
+TIMM_FAMILY = Family("timm", lambda m: isinstance(m, VisionTransformer), _timm_apply, lambda m: len(m.blocks), _timm_input_tokens,
+                     lambda m: m.num_prefix_tokens, _timm_gflops)
 
 # %% ../nbs/05_timm.ipynb #b65c7762
 @contextmanager

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_pruning.ipynb #b91e0faf
 from __future__ import annotations
-import copy, hashlib, math
+import copy, hashlib, inspect, math, os
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -17,7 +17,10 @@ from torch.utils.data import Dataset
 from .flops import vit_macs_counts
 from .patch import ReduceInput, ToMeReduce, apply_patch, model_mlp_ratio, num_input_tokens, Schedule, patch_model
 from .similarity import attention_qkv
-from .train import UNCHECKED_OPTIONS, FitConfig, History, fit, kl_to_teacher, named_config, train_transform
+from .checkpoint import UNCHECKED_OPTIONS
+from .train import FitConfig, History, fit, kl_to_teacher, named_config, train_transform
+from .assets import asset_path, labelled_images
+from .eval import LabelledImages
 
 # %% auto #0
 __all__ = ['PRUNING_BUDGET', 'RAND_AUGMENT', 'TRAINING_METRICS', 'OFF_WHEN_NONE', 'METHODS', 'keep_tokens', 'dynamicvit_ratios',
@@ -176,8 +179,6 @@ def pruning_dataset(model: nn.Module, # the model whose preprocessing (size, nor
                     augment: Optional[str] = None, # also a timm auto-augment policy, e.g. `RAND_AUGMENT` (None: none)
                    ) -> Dataset:
     "The training images of the learned pruning methods, with augmentation (random resized crop, flip; + `augment`)."
-    from tome_nb.assets import asset_path, labelled_images
-    from tome_nb.eval import LabelledImages
     items = labelled_images(folder or asset_path("imagenet-sample-1000"), limit)
     return LabelledImages(items, train_transform(model, color_jitter=0.0, auto_augment=augment))
 
@@ -371,7 +372,6 @@ def plot_learning_curves(curves: Sequence[dict], # `learning_curve` rows: method
 # %% ../nbs/09_pruning.ipynb #108f4cad
 def cache_dir() -> Path:
     "Where trained predictors are cached: `$TOME_NB_CACHE`, else `~/.cache/tome_nb`."
-    import os
     d = Path(os.environ.get("TOME_NB_CACHE", Path.home() / ".cache" / "tome_nb")).expanduser()
     d.mkdir(parents=True, exist_ok=True)
     return d
@@ -394,7 +394,6 @@ def training_settings(fn: Callable, # a method's training function
                      ) -> dict:
     """Every setting of a training run: the function's defaults overridden by `kwargs`, and the budget's options that matter.
     An option that is off when None (`OFF_WHEN_NONE`) counts only when on, so adding one keeps earlier cache entries valid."""
-    import inspect
     args = {k: v.default for k, v in inspect.signature(fn).parameters.items() if v.default is not inspect.Parameter.empty}
     args.update(kwargs)
     plain = {k: v for k, v in args.items() if isinstance(v, (int, float, str, bool, tuple, type(None)))

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import copy, hashlib, json, math, random, re, statistics, tempfile, time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -261,6 +261,72 @@ def _loader_workers(cfg: FitConfig, n: int) -> int:
     if cfg.workers is not None: return max(0, int(cfg.workers))
     return 0 if n <= 4 * cfg.batch_size else 2
 
+@dataclass
+class _Run:
+    "What `fit` carries from step to step (the step, the logs, the time spent) and writes to the run folder."
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    sched: Any
+    cfg: FitConfig
+    info: DistInfo
+    out: Optional[Path]
+    meta: Optional[dict]
+    steps_per_epoch: int
+    step: int = 0
+    rows: List[dict] = field(default_factory=list)
+    erows: List[dict] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    def resume(self, expect: Optional[dict]) -> None:
+        "Continue from the newest checkpoint in the run folder, with the logs up to its step (nothing to do without one)."
+        found = checkpoints(self.out / "checkpoints") if self.out is not None else []
+        if not found: return
+        self.step = load_checkpoint(found[-1], self.model, self.opt, self.sched, expect=expect)["step"]
+        log, epochs = self.out / "log.csv", self.out / "epochs.csv"
+        self.rows = [r for r in read_csv(log) if r["step"] <= self.step] if log.is_file() else []
+        self.erows = [r for r in read_csv(epochs) if r["step"] <= self.step] if epochs.is_file() else []
+        self.elapsed = self.rows[-1]["elapsed_s"] if self.rows else 0.0
+
+    def save(self) -> None:
+        "A checkpoint of this step and the logs so far (rank 0, with a run folder); only the newest `keep` checkpoints stay."
+        if self.out is None or not self.info.main: return
+        spe = self.steps_per_epoch
+        meta = dict(self.meta or {}, step=self.step, epoch=self.step / spe, steps_per_epoch=spe, world_size=self.info.world_size)
+        save_checkpoint(self.out / "checkpoints" / f"step_{self.step:07d}.safetensors", self.model, self.opt, self.sched, meta)
+        if self.rows: write_csv(self.rows, self.out / "log.csv")
+        if self.erows: write_csv(self.erows, self.out / "epochs.csv")
+        for old in checkpoints(self.out / "checkpoints")[: -max(1, self.cfg.keep)]: old.unlink()
+
+    def train_epoch(self, net: nn.Module, loader: DataLoader, loss_fn: Callable, epoch: int, amp: torch.dtype, bar) -> None:
+        "One pass over `loader` (what is left of it after a resume): a logged step per batch, checkpoints every `ckpt_every` steps."
+        cfg, info, dev = self.cfg, self.info, self.info.device
+        total, tick = self.steps_per_epoch * cfg.epochs, time.perf_counter()
+        for x, y in loader:
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+            torch.manual_seed(step_seed(cfg.seed, self.step, info.rank))
+            logs = all_mean(train_step(net, x, y, loss_fn, self.opt, self.sched, cfg.clip_grad, amp), info)
+            self.step += 1
+            now = time.perf_counter()
+            self.elapsed += now - tick
+            self.rows.append(dict(step=self.step, epoch=epoch + 1, **logs, img_s=cfg.batch_size / (now - tick), elapsed_s=self.elapsed))
+            tick = now
+            bar.update(); bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{logs['lr']:.2e}")
+            if info.main and cfg.print_every and self.step % cfg.print_every == 0:
+                print(f"step {self.step}/{total} loss {logs['loss']:.4f} lr {logs['lr']:.3e}", flush=True)
+            if cfg.ckpt_every and self.step % cfg.ckpt_every == 0 and self.step % self.steps_per_epoch: self.save()
+
+    def end_epoch(self, epoch: int, val_fn: Optional[Callable]) -> dict:
+        "The epoch's row (means of its steps, then `val_fn`'s numbers), a checkpoint and the curves."
+        mine = [r for r in self.rows if r["epoch"] == epoch + 1]
+        erow = dict(epoch=epoch + 1, step=self.step, **{k: sum(r[k] for r in mine) / len(mine) for k in mine[0]
+                                                        if k not in ("step", "epoch", "lr", "elapsed_s")}, elapsed_s=self.elapsed)
+        if val_fn is not None:
+            erow.update(val_fn(self.model)); self.model.train()
+        self.erows.append(erow)
+        self.save()
+        if self.out is not None and self.info.main: plot_training(self.rows, self.erows, self.out / "curves.png")
+        return erow
+
 def fit(model: nn.Module, # the model, trained in place (any nn.Module)
         dataset: Dataset, # map-style: dataset[i] -> (input, target)
         loss_fn: Callable, # the loss hook: (model, inputs, targets) -> (loss, dict of floats to log)
@@ -285,58 +351,23 @@ def fit(model: nn.Module, # the model, trained in place (any nn.Module)
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay) if params is None else params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(warmup, total, cfg.min_lr / cfg.lr if cfg.lr else 0.0))
     net = model if info.world_size == 1 else DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    out = Path(out) if out is not None else None
-    step, rows, erows, elapsed = 0, [], [], 0.0
-    found = checkpoints(out / "checkpoints") if (resume and out is not None) else []
-    if found:
-        m = load_checkpoint(found[-1], model, opt, sched, expect=meta if expect is None else expect)
-        step = m["step"]
-        if (out / "log.csv").is_file(): rows = [r for r in read_csv(out / "log.csv") if r["step"] <= step]
-        if (out / "epochs.csv").is_file(): erows = [r for r in read_csv(out / "epochs.csv") if r["step"] <= step]
-        elapsed = rows[-1]["elapsed_s"] if rows else 0.0
+    run = _Run(model, opt, sched, cfg, info, Path(out) if out is not None else None, meta, spe)
+    if resume: run.resume(meta if expect is None else expect)
     loader = DataLoader(SeededSamples(dataset), batch_size=sampler.local_batch, sampler=sampler,
                         num_workers=_loader_workers(cfg, len(dataset)), pin_memory=dev.type == "cuda",
                         generator=torch.Generator().manual_seed(cfg.seed))
-    def save():
-        if out is None or not info.main: return
-        meta_step = dict(meta or {}, step=step, epoch=step / spe, steps_per_epoch=spe, world_size=info.world_size)
-        save_checkpoint(out / "checkpoints" / f"step_{step:07d}.safetensors", model, opt, sched, meta_step)
-        if rows: write_csv(rows, out / "log.csv")
-        if erows: write_csv(erows, out / "epochs.csv")
-        for old in checkpoints(out / "checkpoints")[: -max(1, cfg.keep)]: old.unlink()
-    bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not (cfg.progress and info.main), leave=False)
-    tick = time.perf_counter()
-    for epoch in range(step // spe, cfg.epochs):
-        sampler.set_epoch(epoch); sampler.skip = step - epoch * spe
+    bar = tqdm(total=total, initial=run.step, desc="train", unit="step", disable=not (cfg.progress and info.main), leave=False)
+    for epoch in range(run.step // spe, cfg.epochs):
+        sampler.set_epoch(epoch); sampler.skip = run.step - epoch * spe
         net.train()
-        for x, y in loader:
-            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-            torch.manual_seed(step_seed(cfg.seed, step, info.rank))
-            logs = all_mean(train_step(net, x, y, loss_fn, opt, sched, cfg.clip_grad, amp), info)
-            step += 1
-            now = time.perf_counter()
-            elapsed += now - tick
-            rows.append(dict(step=step, epoch=epoch + 1, **logs, img_s=cfg.batch_size / (now - tick), elapsed_s=elapsed))
-            tick = now
-            bar.update(); bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{logs['lr']:.2e}")
-            if info.main and cfg.print_every and step % cfg.print_every == 0:
-                print(f"step {step}/{total} loss {logs['loss']:.4f} lr {logs['lr']:.3e}", flush=True)
-            if cfg.ckpt_every and step % cfg.ckpt_every == 0 and step % spe: save()
-        mine = [r for r in rows if r["epoch"] == epoch + 1]
-        erow = dict(epoch=epoch + 1, step=step, **{k: sum(r[k] for r in mine) / len(mine) for k in mine[0]
-                                                   if k not in ("step", "epoch", "lr", "elapsed_s")}, elapsed_s=elapsed)
-        if val_fn is not None:
-            erow.update(val_fn(model)); model.train()
-        erows.append(erow)
-        save()
-        if out is not None and info.main: plot_training(rows, erows, out / "curves.png")
+        run.train_epoch(net, loader, loss_fn, epoch, amp, bar)
+        erow = run.end_epoch(epoch, val_fn)
         if info.main and cfg.verbose:
             bar.write(f"epoch {epoch + 1}/{cfg.epochs}: " + ", ".join(f"{k} {v:.4g}" for k, v in erow.items() if k not in ("epoch", "step")))
-        tick = time.perf_counter()
     bar.close()
-    if out is not None and info.main: save_weights(out / "model.safetensors", model, meta)
+    if run.out is not None and info.main: save_weights(run.out / "model.safetensors", model, meta)
     barrier(info)
-    return History(rows, erows)
+    return History(run.rows, run.erows)
 
 # %% ../nbs/12_training.ipynb #fd378bdf
 def plot_training(steps: List[dict], # log rows (one per step)

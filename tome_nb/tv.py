@@ -15,11 +15,12 @@ from .attention import prop_attention
 from .flops import vit_gflops
 from .hf import block_params, check_mha, check_timm_convertible, mha_qkv, timm_depth
 from .matching import capped_r, merged_token_counts
-from .patch import PatchConfig, ReduceInput, Schedule, ToMeReduce, _PatchedModel, _patched_class, parse_r, register_family
+from .patch import (Family, PatchConfig, ReduceInput, Schedule, ToMeReduce, _PatchedModel, _patched_class, current_r, parse_r,
+                           register_family, token_counts)
 
 # %% auto #0
-__all__ = ['is_tv_vit', 'tv_check_supported', 'tv_block_forward', 'tv_apply_patch', 'tv_num_input_tokens', 'tv_token_counts',
-           'tv_gflops', 'timm_to_tv_state_dict', 'tv_from_timm']
+__all__ = ['TV_FAMILY', 'tv_token_counts', 'is_tv_vit', 'tv_check_supported', 'tv_block_forward', 'tv_apply_patch',
+           'tv_num_input_tokens', 'tv_gflops', 'timm_to_tv_state_dict', 'tv_from_timm']
 
 # %% ../nbs/05c_torchvision.ipynb #c659d17e
 def is_tv_vit(model: object) -> bool:
@@ -103,30 +104,26 @@ def tv_apply_patch(model: nn.Module, # a torchvision VisionTransformer, patched 
     model._tome_state = None
     return model
 
-register_family(is_tv_vit, tv_apply_patch)                          # `apply_patch` sends torchvision ViTs here
-
 # %% ../nbs/05c_torchvision.ipynb #900558a8
 def tv_num_input_tokens(model: nn.Module) -> int:
     "Tokens entering the first block at the model's image size (patches + the class token)."
     return model.seq_length
 
-def tv_token_counts(model: nn.Module, # a torchvision VisionTransformer
-                    r: Optional[Schedule] = None, # the schedule (default: the model's own, 0 if unpatched)
-                   ) -> List[int]:
-    "The token count after each block for schedule `r`, with the per-block cap applied."
-    r = (model.r if getattr(model, "_tome_cfg", None) is not None else 0) if r is None else r
-    return merged_token_counts(tv_num_input_tokens(model), parse_r(len(model.encoder.layers), r), 1)
-
 def tv_gflops(model: nn.Module, # a torchvision VisionTransformer
               r: Optional[Schedule] = None, # the schedule (default: the model's own, 0 if unpatched)
              ) -> float:
     "Analytic GFLOPs (GMACs) of one image through `model` with schedule `r` (chapter 00's counter; a linear patch stem)."
-    r = (model.r if getattr(model, "_tome_cfg", None) is not None else 0) if r is None else r
+    r = current_r(model, r)
     L = len(model.encoder.layers)
     heads = sum(m.in_features * m.out_features for m in model.heads.modules() if isinstance(m, nn.Linear)) // model.hidden_dim
     return vit_gflops(dim=model.hidden_dim, depth=L, num_tokens=tv_num_input_tokens(model), rs=parse_r(L, r),
                       mlp_ratio=model.mlp_dim / model.hidden_dim, num_heads=model.encoder.layers[0].num_heads, num_protected=1,
                       patch_size=model.patch_size, in_chans=3, num_classes=heads)
+
+TV_FAMILY = register_family(Family("torchvision", is_tv_vit, tv_apply_patch, lambda m: len(m.encoder.layers), tv_num_input_tokens,
+                                   lambda m: 1, tv_gflops))        # the whole adapter: one record, one call
+tv_token_counts = token_counts                                      # the name this chapter's tests use
+
 
 # %% ../nbs/05c_torchvision.ipynb #6a595921
 def timm_to_tv_state_dict(sd: Dict[str, Tensor], # a timm ViT state dict (class token, plain pre-norm blocks)

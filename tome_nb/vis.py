@@ -4,6 +4,7 @@
 
 # %% ../nbs/06_visualization.ipynb #2949b37d
 from __future__ import annotations
+import io
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -11,7 +12,9 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from .patch import Schedule
+from .patch import is_patched, parse_r, Schedule, tracing_source
+from .assets import eval_transform
+from .similarity import cosine_similarity, split_alternate
 
 # %% auto #0
 __all__ = ['patch_groups', 'make_visualization', 'input_crop', 'reduction_visualization', 'merge_visualization', 'show_jpeg',
@@ -88,7 +91,6 @@ def input_crop(model: nn.Module, # a timm model (its pretrained config gives mea
                transform: Optional[Callable] = None, # preprocessing (default: timm's eval transform for the model)
               ) -> Tuple[Tensor, Tensor]:
     "The model input for `img` ([1, 3, H, W], normalized) and the same crop as a [3, H, W] image in [0, 1]."
-    from tome_nb.assets import eval_transform
     x = (transform or eval_transform(model))(img)[None]                     # [1, 3, H, W]
     mean = torch.tensor(model.pretrained_cfg.get("mean", (0.485, 0.456, 0.406)))[:, None, None]
     std = torch.tensor(model.pretrained_cfg.get("std", (0.229, 0.224, 0.225)))[:, None, None]
@@ -109,7 +111,6 @@ def reduction_visualization(model: nn.Module, # a timm ViT patched by tome_nb (`
                             dropped_shade: Optional[float] = 0.3, # brightness of dropped patches (None: refuse them)
                            ) -> Tuple[Image.Image, int, int]:
     "Visualize one image's token reduction (merged groups, dropped patches darkened): (picture, predicted class, tokens left)."
-    from tome_nb.patch import is_patched, tracing_source
     if not is_patched(model):
         raise ValueError("reduction_visualization needs a model patched by tome_nb (apply_patch or a pruning method)")
     x, shown = input_crop(model, img, transform)
@@ -129,7 +130,6 @@ def merge_visualization(model: nn.Module, # a ToMe-patched timm ViT (from `apply
                         transform: Optional[Callable] = None, # preprocessing (default: timm's eval transform for the model)
                        ) -> Tuple[Image.Image, int, int]:
     "Visualize the merged groups for one image: (picture, predicted class index, tokens left)."
-    from tome_nb.patch import is_patched, parse_r
     if not is_patched(model) or model._tome_cfg.method != "tome":
         raise ValueError("merge_visualization needs a model patched with apply_patch")
     old_r = model.r
@@ -146,7 +146,6 @@ def show_jpeg(fig: "matplotlib.figure.Figure", # a figure made of photos
               dpi: int = 100, # resolution of the saved figure
              ) -> bytes:
     "Display a photo-heavy figure as a JPEG (much smaller than PNG in notebooks and docs), close it, and return the bytes."
-    import io
     import matplotlib.pyplot as plt
     from IPython.display import Image as IPImage, display
     buf = io.BytesIO()
@@ -163,7 +162,6 @@ def record_matching(model: nn.Module, # a ToMe-patched timm ViT (from `apply_pat
                     blocks: int = 2, # how many blocks merge (and are recorded); the rest merge nothing
                    ) -> List[dict]:
     "What ToMe's rule saw in each of the first `blocks` blocks: `metric` [1, N, d], `source` [1, N, N0], `r` and `num_protected`."
-    from tome_nb.patch import tracing_source
     seen, cfg, old = [], model._tome_cfg, model.r
     inner = cfg.reduce
     def spy(t):
@@ -179,7 +177,6 @@ def record_matching(model: nn.Module, # a ToMe-patched timm ViT (from `apply_pat
 def matching_edges(rec: dict, # one entry of `record_matching`
                   ) -> Tuple[Tensor, Tensor, Tensor]:
     "(positions of the mergeable A tokens, positions of their best B partners, which of the edges are kept), for one image."
-    from tome_nb.similarity import cosine_similarity, split_alternate
     m, P = rec["metric"][:1], rec["num_protected"]
     N = m.shape[1]
     best, partner = cosine_similarity(*split_alternate(m, P)).max(-1)    # [1, n_a]: each A token's best B token
