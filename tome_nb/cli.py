@@ -4,7 +4,7 @@
 
 # %% ../nbs/07a_cli.ipynb #beef834d
 from __future__ import annotations
-import argparse, copy, os, sys
+import argparse, copy, math, os, sys
 from dataclasses import fields, replace
 from importlib.metadata import version
 from pathlib import Path
@@ -128,10 +128,14 @@ def _check_bench_args(args) -> None:
         resolve_dtype(args.dtype, args.device)
     except (RuntimeError, ValueError) as e: raise CLIError(str(e)) from None
     if args.batch_size is None: args.batch_size = 256 if args.device.type == "cuda" else 32
+    if args.random_weights and args.weights: raise CLIError("--weights and --random-weights contradict each other: pass one")
+    if args.csv == "" or args.plot == "": raise CLIError("--csv and --plot need a file name, got an empty one")
     args.csv = args.csv or f"tome_nb_bench_{args.model.replace(':', '_')}_{args.device.type}.csv"
     args.plot = args.plot or str(Path(args.csv).expanduser().with_suffix(".png"))
     check_common_args(args, ("batch_size", "runs"), [("--csv", args.csv), ("--plot", args.plot)])
-    if not args.min_time > 0: raise CLIError(f"--min-time must be positive, got {args.min_time}")
+    if not (args.min_time > 0 and math.isfinite(args.min_time)): raise CLIError(f"--min-time must be a positive number, got {args.min_time}")
+    if Path(args.csv).expanduser().resolve() == Path(args.plot).expanduser().resolve():
+        raise CLIError(f"--csv and --plot are the same file ({args.csv}): the plot would overwrite the table")
     if any(r < 0 for r in args.r): raise CLIError(f"--r values must be >= 0, got {' '.join(map(str, args.r))}")
 
 # %% ../nbs/07a_cli.ipynb #09fa0baa
@@ -421,6 +425,11 @@ def check_train_options(cfg: TrainConfig, world: int) -> None:
         if getattr(cfg, name) < 1: raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
     for name in ("ckpt_every", "print_every") + (("warmup_steps",) if cfg.warmup_steps is not None else ()):
         if getattr(cfg, name) < 0: raise CLIError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(cfg, name)}")
+    if cfg.random_weights and cfg.weights: raise CLIError("--weights and --random-weights contradict each other: pass one")
+    if cfg.workers is not None and cfg.workers < 0: raise CLIError(f"--workers must be 0 or more, got {cfg.workers}")
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        if isinstance(v, float) and not math.isfinite(v): raise CLIError(f"--{f.name.replace('_', '-')} must be a finite number, got {v}")
     if not cfg.lr > 0: raise CLIError(f"--lr must be positive, got {cfg.lr}")
     for name, ok, rule in [("alpha", 0 <= cfg.alpha <= 1, "in [0, 1]"), ("temperature", cfg.temperature > 0, "positive"),
                            ("drop_path", 0 <= cfg.drop_path < 1, "in [0, 1)"), ("min_lr", 0 <= cfg.min_lr <= cfg.lr, "in [0, --lr]"),
@@ -459,6 +468,8 @@ def check_eval_options(cfg: EvalConfig, world: int) -> None:
     except (AssetsNotFoundError, ValueError) as e: raise CLIError(str(e).splitlines()[0]) from None
     check_model_name(name)
     _check_images(folder, cfg.limit, "data", world)
+    if cfg.csv == "": raise CLIError("--csv needs a file name, got an empty one")
+    if cfg.random_weights and cfg.weights: raise CLIError("--weights and --random-weights contradict each other: pass one")
     if cfg.csv: check_output(cfg.csv, "--csv", cfg.overwrite)
     try:
         if not cfg.skip_bad_images: check_image_files(labelled_images(folder, cfg.limit))
