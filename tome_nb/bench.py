@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from torch import Tensor, nn
 
 from .assets import read_csv, run_info, write_csv
-from .hf import hf_backbone, is_hf_model, require_transformers
+from .hf import hf_backbone, require_transformers
 from .patch import ReduceInput, Schedule, ToMeReduce, apply_patch, family_of, is_patched, model_gflops, parse_r, patch_model, remove_patch
 from .tv import TV_FAMILY                                  # (registers torchvision's family)
 

@@ -28,9 +28,9 @@ from .vis import caption
 
 
 # %% auto #0
-__all__ = ['add_bench_args', 'check_common_args', 'plot_bench', 'bench', 'data_items', 'bench_library', 'add_compare_args',
-           'run_compare', 'add_train_args', 'add_eval_args', 'check_out_folder', 'check_train_options',
-           'check_eval_options', 'run_process', 'run_train', 'run_eval', 'main']
+__all__ = ['add_bench_args', 'check_one_weights_source', 'check_common_args', 'plot_bench', 'bench', 'data_items',
+           'bench_library', 'add_compare_args', 'run_compare', 'add_train_args', 'add_eval_args', 'check_out_folder',
+           'check_train_options', 'check_eval_options', 'run_process', 'run_train', 'run_eval', 'main']
 
 # %% ../nbs/07a_cli.ipynb #bd559369
 def add_bench_args(b: argparse.ArgumentParser) -> None:
@@ -105,6 +105,10 @@ def _load_model(args):
                                      "--data needs them; pass --weights FILE or set TOME_NB_ASSETS") from None
         return create_model(args.model, pretrained=False), "random (no real weights found: set TOME_NB_ASSETS or pass --weights)"
 
+def check_one_weights_source(weights: Optional[str], random_weights: bool) -> None:
+    "Refuse `--weights` together with `--random-weights` (bench, eval and train take both)."
+    if random_weights and weights: raise CLIError("--weights and --random-weights contradict each other: pass one")
+
 def check_common_args(args: argparse.Namespace, # parsed options of a subcommand
                       counts: Sequence[str], # options that must be at least 1 (attribute names)
                       outputs: Sequence[Tuple[str, Optional[str]]] = (), # (option, path) of the files it will write
@@ -128,7 +132,7 @@ def _check_bench_args(args) -> None:
         resolve_dtype(args.dtype, args.device)
     except (RuntimeError, ValueError) as e: raise CLIError(str(e)) from None
     if args.batch_size is None: args.batch_size = 256 if args.device.type == "cuda" else 32
-    if args.random_weights and args.weights: raise CLIError("--weights and --random-weights contradict each other: pass one")
+    check_one_weights_source(args.weights, args.random_weights)
     if args.csv == "" or args.plot == "": raise CLIError("--csv and --plot need a file name, got an empty one")
     args.csv = args.csv or f"tome_nb_bench_{args.model.replace(':', '_')}_{args.device.type}.csv"
     args.plot = args.plot or str(Path(args.csv).expanduser().with_suffix(".png"))
@@ -425,7 +429,7 @@ def check_train_options(cfg: TrainConfig, world: int) -> None:
         if getattr(cfg, name) < 1: raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
     for name in ("ckpt_every", "print_every") + (("warmup_steps",) if cfg.warmup_steps is not None else ()):
         if getattr(cfg, name) < 0: raise CLIError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(cfg, name)}")
-    if cfg.random_weights and cfg.weights: raise CLIError("--weights and --random-weights contradict each other: pass one")
+    check_one_weights_source(cfg.weights, cfg.random_weights)
     if cfg.workers is not None and cfg.workers < 0: raise CLIError(f"--workers must be 0 or more, got {cfg.workers}")
     for f in fields(cfg):
         v = getattr(cfg, f.name)
@@ -469,7 +473,7 @@ def check_eval_options(cfg: EvalConfig, world: int) -> None:
     check_model_name(name)
     _check_images(folder, cfg.limit, "data", world)
     if cfg.csv == "": raise CLIError("--csv needs a file name, got an empty one")
-    if cfg.random_weights and cfg.weights: raise CLIError("--weights and --random-weights contradict each other: pass one")
+    check_one_weights_source(cfg.weights, cfg.random_weights)
     if cfg.csv: check_output(cfg.csv, "--csv", cfg.overwrite)
     try:
         if not cfg.skip_bad_images: check_image_files(labelled_images(folder, cfg.limit))

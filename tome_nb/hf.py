@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from .attention import prop_attention, size_bias
 from .flops import vit_gflops
-from .matching import capped_r, merged_token_counts
+from .matching import capped_r
 from .merge import unmerge_tokens
 from .patch import (Family, PatchConfig, ReduceInput, Schedule, ToMeReduce, _PatchedModel, _patched_class, current_r, parse_r,
                            register_family, token_counts)

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import sys
 from functools import partial
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from .attention import prop_attention
 from .flops import vit_gflops
 from .hf import block_params, check_mha, check_timm_convertible, mha_qkv, timm_depth
-from .matching import capped_r, merged_token_counts
+from .matching import capped_r
 from .patch import (Family, PatchConfig, ReduceInput, Schedule, ToMeReduce, _PatchedModel, _patched_class, current_r, parse_r,
                            register_family, token_counts)
 
