@@ -11,7 +11,7 @@ __all__ = ['block_macs', 'vit_gflops', 'vit_macs', 'vit_macs_counts', 'bipartite
            'reduction_visualization', 'benchmark', 'compare', 'paired_ratio', 'tome_sweep', 'create_model',
            'labelled_images', 'sample_image', 'evaluate', 'evaluate_models', 'image_loader', 'apply_avit',
            'apply_dynamicvit', 'apply_evit', 'apply_method', 'apply_random_drop', 'apply_tome_drop', 'apply_spvit',
-           'FitConfig', 'fit', 'hf_from_timm', 'tv_from_timm']
+           'FitConfig', 'fit', 'hf_from_timm', 'tv_from_timm', 'apply_swin_patch']
 
 # %% ../nbs/index.ipynb #a4aed9d7
 from .flops import block_macs, vit_gflops, vit_macs, vit_macs_counts
@@ -30,10 +30,11 @@ from .spvit import apply_spvit
 from .train import FitConfig, fit
 from .hf import hf_from_timm                    # (also registers the transformers patch with `apply_patch`)
 from .tv import tv_from_timm                    # (and the torchvision one)
+from .swin import apply_swin_patch             # (and Swin's window-local one)
 _all_ = ["block_macs", "vit_gflops", "vit_macs", "vit_macs_counts", "bipartite_soft_matching", "kth_bipartite_soft_matching",
          "random_soft_matching", "merged_token_counts", "merge_source", "merge_wavg", "unmerge_tokens", "explicit_attention",
          "prop_attention", "apply_patch", "dense_features", "is_patched", "model_gflops", "model_macs", "parse_r", "remove_patch",
          "token_counts", "make_visualization", "merge_visualization", "reduction_visualization", "benchmark", "compare", "paired_ratio", "tome_sweep", "create_model",
          "labelled_images", "sample_image", "evaluate", "evaluate_models", "image_loader", "apply_avit", "apply_dynamicvit",
          "apply_evit", "apply_method", "apply_random_drop", "apply_tome_drop", "apply_spvit", "FitConfig", "fit",
-         "hf_from_timm", "tv_from_timm"]
+         "hf_from_timm", "tv_from_timm", "apply_swin_patch"]

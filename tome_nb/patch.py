@@ -334,6 +334,8 @@ class Family:
     input_tokens: Callable[[nn.Module], int]        # tokens entering the first block (patches + protected tokens)
     protected: Callable[[nn.Module], int]           # leading tokens that are never merged (class, distillation, registers)
     gflops: Callable[[nn.Module, Schedule], float]  # analytic GFLOPs of one input at a schedule
+    counts: Optional[Callable[[nn.Module, Schedule], List[int]]] = None   # per-block token counts, where they are not ToMe's
+                                                    # running count (Swin merges inside each block and copies back)
 
 _FAMILIES: List[Family] = []                        # the other libraries' families, asked first; timm's is the fallback
 
@@ -392,6 +394,7 @@ def token_counts(model: nn.Module, # a ViT of any registered family (timm, trans
                 ) -> List[int]:
     "The token count after each block for schedule `r`, with the per-block cap applied."
     fam = family_of(model)
+    if fam.counts is not None: return fam.counts(model, current_r(model, r))
     rs = parse_r(fam.num_blocks(model), current_r(model, r))
     return merged_token_counts(fam.input_tokens(model), rs, fam.protected(model))
 

@@ -17,14 +17,14 @@ from .assets import run_info
 from .bench import compare, resolve_device, speed_columns
 from .flops import block_macs, matching_macs
 from .matching import bipartite_soft_matching, capped_r
-from .patch import Schedule, parse_r
+from .patch import Family, PatchConfig, Schedule, current_r, parse_r, register_family
 from .seq import agreement_rows, pooled_outputs
 
 # %% auto #0
-__all__ = ['REGION_WEIGHT', 'SWIN_SCHEDULES', 'window_attention', 'window_bias', 'to_windows', 'from_windows', 'window_matching',
-           'index_plan', 'merge_mean', 'unmerge_copy', 'merged_bias', 'swin_block_forward', 'swin_blocks',
-           'apply_swin_patch', 'remove_swin_patch', 'swin_token_counts', 'swin_macs', 'swin_gflops', 'swin_sweep',
-           'swin_agreement']
+__all__ = ['REGION_WEIGHT', 'SWIN_FAMILY', 'SWIN_SCHEDULES', 'window_attention', 'window_bias', 'to_windows', 'from_windows',
+           'window_matching', 'index_plan', 'merge_mean', 'unmerge_copy', 'merged_bias', 'swin_block_forward',
+           'swin_blocks', 'apply_swin_patch', 'remove_swin_patch', 'swin_token_counts', 'swin_macs', 'swin_gflops',
+           'swin_sweep', 'swin_agreement']
 
 # %% ../nbs/13a_swin.ipynb #9436a18f
 def window_attention(attn: nn.Module, # timm's `WindowAttention` of a Swin block
@@ -168,13 +168,18 @@ class _ToMeSwin:
     @property
     def r(self) -> Schedule:
         "Tokens merged per window in each block: an int, a list (one per block) or (r, inflect)."
-        return self._tome_swin_r
+        return self._tome_cfg.r
 
     @r.setter
     def r(self, value: Schedule) -> None:
         blocks = swin_blocks(self)
-        for blk, rr in zip(blocks, parse_r(len(blocks), value)): blk._tome_r = rr
-        self._tome_swin_r = value
+        rs = parse_r(len(blocks), value)
+        for blk, rr in zip(blocks, rs): blk._tome_r = rr
+        self._tome_cfg.r, self._tome_cfg.rs = value, rs
+
+    def _tome_unpatch(self) -> nn.Module:
+        "What `remove_patch` calls: `remove_swin_patch`."
+        return remove_swin_patch(self)
 
 _CLASSES: dict = {}
 
@@ -206,6 +211,7 @@ def apply_swin_patch(model: nn.Module, # a timm SwinTransformer, patched in plac
         b.__class__ = _subclass(SwinTransformerBlock, _ToMeSwinBlock)
     model._tome_orig_class = getattr(model, "_tome_orig_class", type(model))
     model.__class__ = _subclass(model._tome_orig_class, _ToMeSwin)
+    model._tome_cfg = PatchConfig("tome", r, window_matching, extra=dict(window_local=True))   # `is_patched` and `current_r` read it
     model.r = r
     return model
 
@@ -216,7 +222,7 @@ def remove_swin_patch(model: nn.Module) -> nn.Module:
         b.__class__ = b._tome_orig_class
         del b._tome_orig_class, b._tome_r
     model.__class__ = model._tome_orig_class
-    del model._tome_orig_class, model._tome_swin_r
+    del model._tome_orig_class, model._tome_cfg
     return model
 
 # %% ../nbs/13a_swin.ipynb #1fcb6409
@@ -228,7 +234,7 @@ def swin_token_counts(model: nn.Module, # a timm SwinTransformer (patched or not
                       r: Optional[Schedule] = None, # the schedule (default: the model's own, 0 if unpatched)
                      ) -> List[int]:
     "Tokens each block's attention and MLP run on (all windows together)."
-    r = getattr(model, "_tome_swin_r", 0) if r is None else r
+    r = current_r(model, r)
     blocks = swin_blocks(model)
     return [_num_windows(b) * (b.window_area - capped_r(b.window_area, rr)) for b, rr in zip(blocks, parse_r(len(blocks), r))]
 
@@ -237,7 +243,7 @@ def swin_macs(model: nn.Module, # a timm SwinTransformer
               include_matching: bool = False, # add the matching's similarity product
              ) -> dict:
     "MACs by part of one image through a Swin Transformer with window-local merging."
-    r = getattr(model, "_tome_swin_r", 0) if r is None else r
+    r = current_r(model, r)
     pe = model.patch_embed
     out = dict(patch_embed=math.prod(pe.grid_size) * pe.proj.weight.numel(), qkv=0, attn=0, proj=0, mlp=0, matching=0,
                downsample=0, head=model.num_features * model.num_classes)
@@ -261,6 +267,20 @@ def swin_gflops(model: nn.Module, # a timm SwinTransformer
                ) -> float:
     "Total GFLOPs (GMACs) of one image, see `swin_macs`."
     return sum(swin_macs(model, r, include_matching).values()) / 1e9
+
+# %% ../nbs/13a_swin.ipynb #c69e2f66
+def _swin_apply(model: nn.Module, r: Schedule, trace_source: bool, prop_attn: bool, metric: str) -> nn.Module:
+    "`apply_patch` for a timm Swin: window-local merging (`apply_swin_patch`); the plain-ViT options are refused."
+    if trace_source or not prop_attn or metric != "keys":
+        raise ValueError("Swin's window-local merging copies merged tokens back after every block (no source map to trace), "
+                         "always weights attention by size and matches on the block's normalized input: trace_source, "
+                         "prop_attn and metric are options of the plain-ViT patch")
+    return apply_swin_patch(model, r)
+
+SWIN_FAMILY = register_family(Family("swin", lambda m: isinstance(m, SwinTransformer), _swin_apply,
+                                     lambda m: len(swin_blocks(m)), lambda m: swin_blocks(m)[0].window_area, lambda m: 0,
+                                     swin_gflops, swin_token_counts))     # r and its limit are per window
+
 
 # %% ../nbs/13a_swin.ipynb #c68f30f2
 def swin_sweep(model: nn.Module, # an unpatched timm SwinTransformer
