@@ -5,6 +5,7 @@
 # %% ../nbs/00a_assets.ipynb #edd70a8b
 from __future__ import annotations
 import csv, datetime, importlib.util, io, os, platform, sys
+from numbers import Integral
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -16,7 +17,7 @@ from timm.data import create_transform, ImageNetInfo, resolve_data_config
 
 # %% auto #0
 __all__ = ['ASSETS_ENV', 'IMAGE_EXTS', 'AssetsNotFoundError', 'project_root', 'assets_dir', 'asset_path', 'load_state_dict',
-           'local_weights', 'is_timm_model', 'create_model', 'imagenet_wnids', 'imagenet_class_names',
+           'local_weights', 'is_timm_model', 'create_model', 'imagenet_wnids', 'imagenet_class_names', 'check_limit',
            'labelled_images', 'check_labels', 'unreadable_images', 'check_image_files', 'readable_images',
            'usable_images', 'sample_image', 'eval_transform', 'device_name', 'run_info', 'write_csv', 'read_csv']
 
@@ -70,14 +71,14 @@ def load_state_dict(path: str | Path) -> dict:
     "Read a state dict from a `.safetensors` or a torch `.pth`/`.pt` file."
     path = Path(path)
     if not path.is_file(): raise AssetsNotFoundError(f"weights file not found: {path}")
-    try:
-        if path.suffix == ".safetensors":
-            return load_file(str(path))
-        sd = torch.load(path, map_location="cpu", weights_only=True)
+    try: sd = load_file(str(path)) if path.suffix == ".safetensors" else torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:                                     # truncated, garbage, or not a weights file at all
         raise ValueError(f"cannot read weights file {path}: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}") from None
     if not isinstance(sd, dict): raise ValueError(f"weights file {path} holds a {type(sd).__name__}, not a state dict")
-    return sd.get("model", sd.get("state_dict", sd))
+    if path.suffix != ".safetensors": sd = sd.get("model", sd.get("state_dict", sd))
+    bad = next((k for k, v in sd.items() if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if bad is not None: raise ValueError(f"weights file {path}: tensor {bad} holds NaN or inf values (a diverged run, or a damaged file)")
+    return sd
 
 def local_weights(name: str) -> Path | None:
     "The assets folder's weights file for timm model `name`, if there is one."
@@ -122,17 +123,25 @@ def imagenet_class_names() -> List[str]:
     info = ImageNetInfo()
     return [info.index_to_description(i).split(",")[0] for i in range(info.num_classes())]
 
+def check_limit(limit, # how many items to keep: a positive int, or None for all
+                name: str = "limit", # the argument's name, for the message
+               ) -> None:
+    "Refuse a `limit` that would silently keep nothing (0) or drop items from the end (a negative one, as a slice does)."
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, Integral) or limit < 1):
+        raise ValueError(f"{name} must be a positive int or None, got {limit!r}")
+
 def labelled_images(folder: str | Path, # a folder with images/ + labels.txt, or one sub-folder per ImageNet class
                     limit: int | None = None, # keep only the first `limit` images (sorted by file name)
                    ) -> List[Tuple[Path, int]]:
     "(image path, label) pairs of a labelled folder, in the shared format or ImageNet's class-folder layout."
+    check_limit(limit)
     folder = Path(folder)
     if not folder.is_dir(): raise AssetsNotFoundError(f"image folder not found: {folder}")
     labels = folder / "labels.txt"
     if labels.is_file():
         root = folder / "images" if (folder / "images").is_dir() else folder
         items = []
-        for i, line in enumerate(labels.read_text().splitlines()):
+        for i, line in enumerate(labels.read_text(encoding="utf-8-sig").splitlines()):      # (utf-8-sig: Notepad's byte-order mark)
             if not line.strip(): continue
             parts = line.split()
             if len(parts) != 2 or not parts[1].lstrip("-").isdigit():

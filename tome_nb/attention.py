@@ -31,15 +31,22 @@ def _check_qkv(q: Tensor, k: Tensor, v: Tensor, size: Tensor | None, fn: str) ->
         raise ValueError(f"{fn}: size has shape {tuple(size.shape)} but the keys need "
                          f"[{k.shape[0]}, {k.shape[2]}, 1] (k has shape {tuple(k.shape)})")
 
+def _check_sizes(size: Tensor | None, fn: str) -> None:
+    "Refuse sizes that are not positive (log of a negative size is NaN); it reads the values, so only callers that ask check."
+    if size is not None and not bool((size > 0).all()):
+        bad = size[~(size > 0)][0].item()                         # the first offending value (NaN included)
+        raise ValueError(f"{fn}: size must be positive (patches per token), got {bad}")
+
 def explicit_attention(q: Tensor, # [B, H, N, d] queries
                        k: Tensor, # [B, H, M, d] keys
                        v: Tensor, # [B, H, M, dv] values
                        size: Tensor | None = None, # [B, M, 1] key sizes (None: plain attention)
                        dropout_p: float = 0.0, # attention dropout (applied to the weights)
                        scale: float | None = None, # logit scale (default 1/sqrt(d))
+                       check: bool = True, # check the shapes and sizes (`prop_attention` checks for itself)
                       ) -> Tensor:
     "Proportional attention with an explicit softmax: softmax(q k^T * scale + log size) @ v -> [B, H, N, dv]."
-    _check_qkv(q, k, v, size, "explicit_attention")
+    if check: _check_qkv(q, k, v, size, "explicit_attention"); _check_sizes(size, "explicit_attention")
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     attn = (q * scale) @ k.transpose(-2, -1)               # [B, H, N, M]
     bias = size_bias(size, attn.dtype)
@@ -56,9 +63,9 @@ def prop_attention(q: Tensor, # [B, H, N, d] queries
                    dropout_p: float = 0.0, # attention dropout (pass 0 in eval mode)
                    scale: float | None = None, # logit scale (default 1/sqrt(d))
                    fused: bool = True, # use SDPA (False: `explicit_attention`)
-                   check: bool = True, # check the shapes (code that built q, k, v itself, in every block, skips it)
+                   check: bool = True, # check the shapes and that sizes are positive (the patched blocks, which built q, k, v and size themselves, skip it)
                   ) -> Tensor:
     "Proportional attention, softmax(q k^T * scale + log size) @ v, on the fused SDPA kernel by default."
-    if not fused: return explicit_attention(q, k, v, size, dropout_p, scale)
-    if check: _check_qkv(q, k, v, size, "prop_attention")
+    if check: _check_qkv(q, k, v, size, "prop_attention"); _check_sizes(size, "prop_attention")
+    if not fused: return explicit_attention(q, k, v, size, dropout_p, scale, check=False)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=size_bias(size, q.dtype), dropout_p=dropout_p, scale=scale)

@@ -5,6 +5,7 @@
 # %% ../nbs/07_benchmarking.ipynb #f663d9e2
 from __future__ import annotations
 import copy, math, statistics, time
+from numbers import Real
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -15,7 +16,8 @@ from torch import Tensor, nn
 
 from .assets import read_csv, run_info, write_csv
 from .hf import hf_backbone, require_transformers
-from .patch import ReduceInput, Schedule, ToMeReduce, apply_patch, family_of, is_patched, model_gflops, parse_r, patch_model, remove_patch
+from .patch import (ReduceInput, Schedule, ToMeReduce, apply_patch, family_of, is_patched, model_gflops, parse_r, patch_model,
+                           remove_patch, schedule_str)
 from .tv import TV_FAMILY                                  # (registers torchvision's family)
 
 # %% auto #0
@@ -124,6 +126,12 @@ def _check_positive(name: str, v) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive int, got {v!r}")
     return v
 
+def _check_seconds(name: str, v) -> float:
+    "A time budget: positive and finite (inf would ask `calibrate` for infinitely many steps)."
+    if isinstance(v, bool) or not isinstance(v, Real) or not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be a positive, finite number of seconds, got {v!r}")
+    return v
+
 def compare(models: Dict[str, nn.Module], # name -> model (each is copied)
             batch_size: int = 32, # images per batch
             img_size: Optional[int] = None, # image side (default: the first model's input size)
@@ -139,7 +147,7 @@ def compare(models: Dict[str, nn.Module], # name -> model (each is copied)
            ) -> Dict[str, dict]:
     "Interleaved throughput of several models: per name, median items/s, min and max over runs."
     if not models: raise ValueError("compare: no models")
-    _check_positive("batch_size", batch_size); _check_positive("runs", runs)
+    _check_positive("batch_size", batch_size); _check_positive("runs", runs); _check_seconds("min_run_time", min_run_time)
     if not isinstance(compile, bool) and not set(compile) <= set(models):
         raise ValueError(f"compare: compile names {sorted(set(compile) - set(models))} are not among the models")
     dev = resolve_device(device); dt = resolve_dtype(dtype, dev)
@@ -175,6 +183,7 @@ def interleaved(steps: Dict[str, Callable[[], object]], # name -> one step (a fo
                 progress: bool = True, # progress bar over the rounds
                ) -> Dict[str, dict]:
     "Time step functions in interleaved rounds; per name the median items/s, min and max, and the seconds per step of each round."
+    _check_seconds("min_run_time", min_run_time)
     dev = torch.device(device)
     iters = {n: calibrate(s, dev, warmup, min_run_time) for n, s in steps.items()}
     secs = interleaved_rounds(list(steps), lambda n: timed_run(steps[n], dev, iters[n]), runs, progress)
@@ -254,7 +263,7 @@ def sweep_rows(res: Dict[str, dict], # the result of `compare`
               ) -> List[dict]:
     "One row per setting: throughput, paired speed-up over `base` (median, IQR) and the FLOP ratio it is measured against."
     base_g = gflops(0)
-    return [dict(model=name, method=key.split()[0], r=str(r), weights=weights, compile=compile, train=train,
+    return [dict(model=name, method=key.split()[0], r=schedule_str(r), weights=weights, compile=compile, train=train,
                  img_s=round(res[key]["img_s"], 3), img_s_min=round(res[key]["img_s_min"], 3), img_s_max=round(res[key]["img_s_max"], 3),
                  **speed_columns(res, key, base, gflops(r), base_g), runs=res[key]["runs"], **extra, **info) for key, r in settings]
 

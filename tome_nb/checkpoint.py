@@ -155,6 +155,17 @@ UNCHECKED_OPTIONS = ("out", "resume", "resume_anyway", "overwrite", "progress", 
 class RunDirError(ValueError):
     "A run folder that cannot be used as asked."
 
+def _run_config(path: Path) -> dict:
+    "The `config` recorded in a run's run.json, with a one-line error naming the file when it is not JSON or holds none."
+    try: record = json.loads(path.read_text())
+    except ValueError as e:                                  # not JSON (or not text at all)
+        raise RunDirError(f"{path} is not valid JSON ({str(e).splitlines()[0]}): the run's record is damaged; "
+                          "restore it, or start the run over with --overwrite") from None
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise RunDirError(f"{path} holds no run configuration (no 'config' object): not written by tome_nb train, or damaged; "
+                          "restore it, or start the run over with --overwrite")
+    return record["config"]
+
 def check_run_dir(out: str | Path, # the run folder
                   config: dict, # this command's options
                   resume: bool = False, # continue the run in `out`
@@ -168,8 +179,11 @@ def check_run_dir(out: str | Path, # the run folder
     if not (out / "run.json").is_file():
         raise RunDirError(f"--out {out} is not empty and holds no tome_nb run: choose a new or empty folder")
     if resume:
-        old = json.loads((out / "run.json").read_text())["config"]
+        old = _run_config(out / "run.json")
         diff = [k for k in config if k not in UNCHECKED_OPTIONS and old.get(k) != config[k]]
+        if anyway and "model" in diff:                       # the checkpoints' weights fit only the run's own model
+            raise RunDirError(f"cannot resume {out} with model {config['model']}: the run trains {old.get('model')}; "
+                              "--resume-anyway may change the other settings, never the model")
         if diff and anyway: return "resume-anyway"
         if diff: raise RunDirError(f"cannot resume {out}: it was started with {_describe(old, diff)}; this command has "
                                    f"{_describe(config, diff)} (--resume-anyway continues it with this command's settings)")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .assets import is_timm_model
-from .patch import family_of, num_input_tokens, parse_r
+from .patch import family_of, num_input_tokens, parse_r, schedule_str
 
 
 # %% auto #0
@@ -62,6 +62,6 @@ def check_r_limit(model, # the model the schedules are for (any registered famil
     top = _max_r(model)
     for s in schedules:
         if max(parse_r(family_of(model).num_blocks(model), s)) > top:
-            raise CLIError(f"--r {s} is more than {name} can merge in one block "
+            raise CLIError(f"--r {schedule_str(s)} is more than {name} can merge in one block "
                            f"(at most {top} of its {_num_mergeable(model)} patch tokens)")
 

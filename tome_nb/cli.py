@@ -19,28 +19,35 @@ from .comparison import PAPER_RECIPE, comparison_table, plot_comparison, run_com
 from .distributed import close_distributed, launch_local
 from .eval import evaluate, image_loader
 from .hf import HF_MODELS, Logits, hf_from_timm, is_hf_model, require_transformers
-from .patch import apply_patch, check_supported
+from .patch import Schedule, apply_patch, check_supported, parse_r, parse_schedule, schedule_str
 from .prune import PRUNING_BUDGET
 from .train import (DEFAULT_MODEL, TRAINABLE, EvalConfig, TrainConfig, check_auto_augment, eval_schedules, eval_setup,
-                           parse_schedule, train, train_dtype)
+                           train, train_dtype)
 from .tv import tv_from_timm
 from .vis import caption
 
 
 # %% auto #0
-__all__ = ['add_bench_args', 'check_one_weights_source', 'check_common_args', 'plot_bench', 'bench', 'data_items',
-           'bench_library', 'add_compare_args', 'run_compare', 'add_train_args', 'add_eval_args', 'check_out_folder',
-           'check_train_options', 'check_eval_options', 'run_process', 'run_train', 'run_eval', 'main']
+__all__ = ['add_bench_args', 'check_one_weights_source', 'check_plot_format', 'check_common_args', 'plot_bench', 'bench',
+           'data_items', 'bench_library', 'add_compare_args', 'run_compare', 'add_train_args', 'add_eval_args',
+           'check_out_folder', 'check_train_options', 'check_eval_options', 'run_process', 'run_train', 'run_eval',
+           'main']
 
 # %% ../nbs/07a_cli.ipynb #bd559369
+def _schedule_value(text: str) -> Schedule:
+    "argparse type of one schedule of `bench --r`, read from its text form (`parse_schedule`); its values are checked with the other options."
+    try: return parse_schedule(text)
+    except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
+
 def add_bench_args(b: argparse.ArgumentParser) -> None:
     "The options of `tome_nb bench`."
     b.add_argument("--model", default="deit_tiny_patch16_224",
                    help="timm model name (default: %(default)s); hf:NAME for Hugging Face transformers (NAME a timm ViT/DeiT, "
                         "converted with its weights, or a class such as Dinov2Model, random weights from its default config; "
                         "needs the hf extra), tv:NAME for torchvision (a timm ViT converted, or a builder such as vit_b_16, random weights)")
-    b.add_argument("--r", nargs="+", type=int, default=[0, 8, 13, 16], metavar="R",
-                   help="tokens merged per block, one value per setting (default: 0 8 13 16)")
+    b.add_argument("--r", nargs="+", type=_schedule_value, default=[0, 8, 13, 16], metavar="SCHEDULE",
+                   help="schedules to measure, one setting each: R (tokens merged in every block), R1,R2,... (one per "
+                        "block) or R:INFLECT, as for train and eval (default: 0 8 13 16)")
     b.add_argument("--batch-size", type=int, default=None, help="images per batch (default: 32 on CPU, 256 on GPU)")
     b.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to run (default: auto, CUDA if available)")
     b.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
@@ -109,6 +116,17 @@ def check_one_weights_source(weights: Optional[str], random_weights: bool) -> No
     "Refuse `--weights` together with `--random-weights` (bench, eval and train take both)."
     if random_weights and weights: raise CLIError("--weights and --random-weights contradict each other: pass one")
 
+def check_plot_format(path: str | Path, # the plot file a command will write
+                      option: str = "--plot", # the option that named it, for the message
+                     ) -> None:
+    "Refuse a plot file whose extension matplotlib cannot write: found otherwise only when the plot is saved, after the whole run."
+    from matplotlib.backend_bases import FigureCanvasBase                 # (matplotlib only where a plot is written)
+    formats = FigureCanvasBase.get_supported_filetypes()
+    ext = Path(path).suffix.lower().lstrip(".")
+    if ext not in formats:
+        raise CLIError(f"{option} {path}: matplotlib cannot write {'.' + ext + ' files' if ext else 'a file without an extension'}; "
+                       f"use .{', .'.join(sorted(formats))}")
+
 def check_common_args(args: argparse.Namespace, # parsed options of a subcommand
                       counts: Sequence[str], # options that must be at least 1 (attribute names)
                       outputs: Sequence[Tuple[str, Optional[str]]] = (), # (option, path) of the files it will write
@@ -140,7 +158,10 @@ def _check_bench_args(args) -> None:
     if not (args.min_time > 0 and math.isfinite(args.min_time)): raise CLIError(f"--min-time must be a positive number, got {args.min_time}")
     if Path(args.csv).expanduser().resolve() == Path(args.plot).expanduser().resolve():
         raise CLIError(f"--csv and --plot are the same file ({args.csv}): the plot would overwrite the table")
-    if any(r < 0 for r in args.r): raise CLIError(f"--r values must be >= 0, got {' '.join(map(str, args.r))}")
+    check_plot_format(args.plot)
+    for s in args.r:                          # the values of each schedule (read by argparse); the model's limit comes later
+        try: parse_r(len(s) if isinstance(s, list) and s else 1, s)
+        except ValueError as e: raise CLIError(f"--r {schedule_str(s)}: {e}") from None
 
 # %% ../nbs/07a_cli.ipynb #09fa0baa
 def _table(rows: List[dict], with_acc: bool) -> str:
@@ -161,15 +182,19 @@ def plot_bench(rows: List[dict], path: str | Path) -> Path:
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6.5, 4))
+    labels = list(dict.fromkeys(r["r"] for r in rows if r["method"] == "tome"))     # the schedules, as text
+    numeric = all(s.isdigit() for s in labels)
+    x = {s: int(s) if numeric else i for i, s in enumerate(labels)}                 # r itself, or one tick per schedule
     for method, style in [("tome", "o-"), ("tome-explicit", "s-")]:
         t = [r for r in rows if r["method"] == method]
-        if t: ax.errorbar([int(r["r"]) for r in t], [r["speedup"] for r in t], fmt=style, capsize=3, label=f"{method} (measured)",
+        if t: ax.errorbar([x[r["r"]] for r in t], [r["speedup"] for r in t], fmt=style, capsize=3, label=f"{method} (measured)",
                           yerr=[[r["speedup"] - r["speedup_q1"] for r in t], [r["speedup_q3"] - r["speedup"] for r in t]])
     t = [r for r in rows if r["method"] == "tome"]
-    ax.plot([int(r["r"]) for r in t], [r["ideal_speedup"] for r in t], "k--", label="ideal (FLOP ratio)")
+    ax.plot([x[r["r"]] for r in t], [r["ideal_speedup"] for r in t], "k--", label="ideal (FLOP ratio)")
+    if not numeric: ax.set_xticks(range(len(labels)), labels)
     ax.axhline(1, c="gray", lw=0.8)
     base = rows[0]["method"]                                              # timm, transformers or torchvision
-    ax.set(xlabel="r (tokens merged per block)", ylabel=f"speed-up over {base}", title=f"{rows[0]['model']}: tome_nb vs {base}")
+    ax.set(xlabel="r (tokens merged per block)" if numeric else "schedule (r per block)", ylabel=f"speed-up over {base}", title=f"{rows[0]['model']}: tome_nb vs {base}")
     ax.legend(fontsize=8)
     caption(fig, rows, f"weights: {rows[0]['weights']}; speed-up: median of per-round ratios, bars: interquartile range")
     path = Path(path)
@@ -183,7 +208,7 @@ def bench(args: argparse.Namespace) -> int:
     model, weights = _load_model(args)
     try: check_supported(model)
     except TypeError as e: raise CLIError(f"{args.model}: {e}") from None
-    check_r_limit(model, [max(args.r)], args.model)
+    _check_schedules(model, args)
     if args.data: _check_data_labels(args, model.num_classes)
     progress = not args.no_progress
     print(f"{args.model}, weights: {weights}; {args.device}, {args.dtype}, batch {args.batch_size}"
@@ -195,9 +220,14 @@ def bench(args: argparse.Namespace) -> int:
         m = apply_patch(model)
         try: loader = image_loader(data_items(args), m, batch_size=min(args.batch_size, 64))
         except (FileNotFoundError, ValueError) as e: raise CLIError(str(e)) from None
-        _add_accuracy(rows, evaluate(m, loader, {str(r): (lambda mm, r=r: setattr(mm, "r", r)) for r in [0] + list(args.r)},
+        _add_accuracy(rows, evaluate(m, loader, {schedule_str(r): (lambda mm, r=r: setattr(mm, "r", r)) for r in [0] + list(args.r)},
                                      device=args.device, progress=progress))
     return _write_bench(args, rows)
+
+def _check_schedules(model, args: argparse.Namespace) -> None:
+    "Every `--r` schedule against the model: a list no longer than its blocks, no block merging more than it can."
+    try: check_r_limit(model, args.r, args.model)
+    except ValueError as e: raise CLIError(f"--r: {e}") from None
 
 def _check_data_labels(args: argparse.Namespace, num_classes: int) -> None:
     "Refuse `--data` labels the model has no class for, before any timing."
@@ -266,7 +296,7 @@ def bench_library(args: argparse.Namespace) -> int:
         raise CLIError("--compile, --train and --explicit are for timm models; hf: and tv: models are timed for inference only")
     model, weights, source = _library_model(args)
     hf = is_hf_model(model)
-    check_r_limit(model, [max(args.r)], args.model)
+    _check_schedules(model, args)
     progress = not args.no_progress
     print(f"{args.model}, weights: {weights}; {args.device}, {args.dtype}, batch {args.batch_size}", flush=True)
     rows = library_sweep(model, rs=args.r, batch_size=args.batch_size, device=args.device, dtype=args.dtype, runs=args.runs,
@@ -275,7 +305,7 @@ def bench_library(args: argparse.Namespace) -> int:
         m = apply_patch(copy.deepcopy(model))
         try: loader = image_loader(data_items(args), source, batch_size=min(args.batch_size, 64))
         except (FileNotFoundError, ValueError) as e: raise CLIError(str(e)) from None
-        _add_accuracy(rows, evaluate(Logits(m) if hf else m, loader, {str(r): (lambda _, r=r: setattr(m, "r", r)) for r in [0] + list(args.r)},
+        _add_accuracy(rows, evaluate(Logits(m) if hf else m, loader, {schedule_str(r): (lambda _, r=r: setattr(m, "r", r)) for r in [0] + list(args.r)},
                                      device=args.device, progress=progress))
     return _write_bench(args, rows)
 
@@ -306,6 +336,7 @@ def run_compare(args: argparse.Namespace) -> int:
     csv = Path(args.csv).expanduser()
     plot = None if args.throughput_only else Path(args.plot).expanduser() if args.plot else csv.with_suffix(".png")
     check_common_args(args, ("batch_size", "epochs", "runs"), [("--csv", args.csv), ("--plot", plot)])
+    if plot is not None: check_plot_format(plot)
     try:
         dev = resolve_device(args.device); resolve_dtype(args.dtype, dev)
         rows = run_comparison(args.model, args.data, args.limit, args.batch_size, str(dev), args.dtype,
@@ -408,7 +439,7 @@ def _world(nproc: int) -> int:
 
 def _check_images(folder: Path, limit: Optional[int], option: str, world: int) -> int:
     "The number of labelled images in `folder`, with a one-line error for a missing or empty folder or too many processes."
-    if limit is not None and limit < 1: raise CLIError(f"--{option.replace('data', 'limit')} must be at least 1, got {limit}")
+    if limit is not None and limit < 1: raise CLIError(f"--{'limit' if option == 'data' else option + '-limit'} must be at least 1, got {limit}")
     try: n = len(labelled_images(folder, limit))
     except (AssetsNotFoundError, ValueError) as e: raise CLIError(f"--{option} {folder}: {str(e).splitlines()[0]}") from None
     if world > n: raise CLIError(f"{world} processes but only {n} images in {folder}: use at most {n}")
@@ -456,7 +487,12 @@ def check_train_options(cfg: TrainConfig, world: int) -> None:
     except ValueError as e: raise CLIError(f"--data {data}: {e}") from None
     if cfg.batch_size % world: raise CLIError(f"--batch-size {cfg.batch_size} does not split evenly over {world} processes")
     if n < cfg.batch_size: raise CLIError(f"{n} training images are fewer than one batch (--batch-size {cfg.batch_size})")
-    if cfg.val: _check_images(Path(cfg.val).expanduser(), cfg.val_limit, "val", 1)
+    if cfg.val:                                                       # checked like --data: found after an epoch otherwise
+        val = Path(cfg.val).expanduser()
+        _check_images(val, cfg.val_limit, "val", 1)
+        try:
+            if not cfg.skip_bad_images: check_image_files(labelled_images(val, cfg.val_limit))
+        except ValueError as e: raise CLIError(f"--val {cfg.val}: {e}") from None
     if cfg.weights and not Path(cfg.weights).expanduser().is_file(): raise CLIError(f"--weights file not found: {cfg.weights}")
     wm = weights_meta(cfg.weights) if cfg.weights else {}
     if wm.get("model") and wm["model"] != cfg.model:
@@ -466,6 +502,7 @@ def check_train_options(cfg: TrainConfig, world: int) -> None:
 
 def check_eval_options(cfg: EvalConfig, world: int) -> None:
     "The checks of `tome_nb eval` that need no process group; a `CLIError` in one line."
+    if cfg.model is not None and not cfg.model.strip(): raise CLIError("--model needs a timm model name, got an empty one")
     if cfg.batch_size < 1: raise CLIError(f"--batch-size must be at least 1, got {cfg.batch_size}")
     if cfg.weights and not Path(cfg.weights).expanduser().is_file(): raise CLIError(f"--weights file not found: {cfg.weights}")
     try: name, rs, folder = eval_setup(cfg)

@@ -13,7 +13,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from PIL import Image
 
-from .assets import check_labels, eval_transform, labelled_images
+from .assets import check_labels, check_limit, eval_transform, labelled_images
+from .bench import resolve_device
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
@@ -64,6 +65,7 @@ def image_loader(data: Union[str, Path, Sequence[Tuple[Path, int]]], # a labelle
     "A batched loader over labelled images, preprocessed as timm does for `model`; in a process group, this process's batches."
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_limit(limit)
     items = labelled_images(data, limit) if isinstance(data, (str, Path)) else list(data)[:limit]
     if not items: raise ValueError("image_loader: no images")
     num_classes = getattr(model, "num_classes", None)
@@ -129,6 +131,7 @@ def evaluate(model: nn.Module, # the model (patched or not)
     settings = settings or {"model": lambda m: None}
     if not isinstance(settings, dict) or not all(callable(f) for f in settings.values()):
         raise TypeError("settings must map a name to a function that configures the model")
+    device = resolve_device(device)                             # "quantum", or cuda without a GPU: one line, before any work
     model = model.eval().to(device)
     def run(configure):
         def f(images): configure(model); return model(images)
@@ -143,5 +146,6 @@ def evaluate_models(models: Dict[str, nn.Module], # name -> model; the first is 
     "Top-1, top-5 and agreement with the first model, for several models, in one pass over `loader`."
     if not models or not all(isinstance(m, nn.Module) for m in models.values()):
         raise TypeError("models must map a name to an nn.Module")
+    device = resolve_device(device)
     runs = {name: m.eval().to(device) for name, m in models.items()}
     return _score_runs(runs, loader, device, progress, "evaluate")

@@ -194,7 +194,7 @@ def mha_forward(mha: nn.MultiheadAttention, # batch-first, packed in-projection
                ) -> Tensor:
     "`nn.MultiheadAttention`'s output with proportional attention on SDPA: [B, Nq, C]."
     q, k, v = mha_qkv(mha, xq, xkv)
-    o = prop_attention(q, k, v, size, dropout_p=mha.dropout if mha.training else 0.0)          # [B, H, Nq, d_h]
+    o = prop_attention(q, k, v, size, dropout_p=mha.dropout if mha.training else 0.0, check=False)   # [B, H, Nq, d_h] (built here)
     B, H, Nq, d = o.shape
     return mha.out_proj(o.transpose(1, 2).reshape(B, Nq, H * d))                               # [B, Nq, C]
 
@@ -247,7 +247,7 @@ class _ToMeHFAttention:
         if run.valid is not None: size = run.valid if size is None else size * run.valid    # log(0) = -inf: padding is masked
         p = getattr(self, drop) if self.training else 0.0
         impl = self.config._attn_implementation
-        if impl == "sdpa": o, w = prop_attention(q, k, v, size, p, getattr(self, scale)), None
+        if impl == "sdpa": o, w = prop_attention(q, k, v, size, p, getattr(self, scale), check=False), None   # (sizes 0: padding)
         elif impl == "eager": o, w = hf_eager_attention(q, k, v, size, getattr(self, scale), p, upcast)
         else: raise NotImplementedError(f"attn_implementation={impl!r} is not supported with token merging; use 'sdpa' or 'eager'")
         run.qkv = (hidden_states, q, k, v)

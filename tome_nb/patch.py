@@ -24,10 +24,11 @@ from .merge import merge_source, merge_wavg, unmerge_tokens
 from .similarity import attention_qkv, embed_tokens
 
 # %% auto #0
-__all__ = ['Schedule', 'METRICS', 'TIMM_FAMILY', 'parse_r', 'ReduceInput', 'ToMeReduce', 'block_forward', 'traced_block',
-           'fx_tracing', 'PatchConfig', 'attn_pool_forward', 'check_supported', 'patch_model', 'Family',
-           'register_family', 'family_of', 'current_r', 'apply_patch', 'remove_patch', 'is_patched', 'num_input_tokens',
-           'token_counts', 'model_mlp_ratio', 'model_macs', 'model_gflops', 'tracing_source', 'dense_features']
+__all__ = ['Schedule', 'METRICS', 'TIMM_FAMILY', 'parse_r', 'parse_schedule', 'schedule_str', 'ReduceInput', 'ToMeReduce',
+           'block_forward', 'traced_block', 'fx_tracing', 'PatchConfig', 'attn_pool_forward', 'check_supported',
+           'patch_model', 'Family', 'register_family', 'family_of', 'current_r', 'apply_patch', 'remove_patch',
+           'is_patched', 'num_input_tokens', 'token_counts', 'model_mlp_ratio', 'model_macs', 'model_gflops',
+           'tracing_source', 'dense_features']
 
 # %% ../nbs/05_timm.ipynb #b7a88466
 Schedule = Union[int, Sequence[int], Tuple[int, float]]    # one r for all blocks, one per block, or (r, inflect)
@@ -55,6 +56,26 @@ def parse_r(num_layers: int, # number of blocks
             raise ValueError(f"r has {len(rs)} entries but the model has {num_layers} blocks")
         return rs + [0] * (num_layers - len(rs))
     return [check_r(r)] * num_layers
+
+# %% ../nbs/05_timm.ipynb #0911e40e
+def parse_schedule(text: str, # `R`, `R1,R2,...` (one per block, the rest 0) or `R:INFLECT`
+                  ) -> Schedule:
+    "A merge schedule from its text form: `13` (every block), `16,16,12` (per block) or `13:-0.5` ((r, inflect))."
+    t = str(text).strip()
+    try:
+        if ":" in t:
+            r, inflect = t.split(":")
+            return (int(r), float(inflect))
+        if "," in t: return [int(v) for v in t.split(",")]
+        return int(t)
+    except ValueError:
+        raise ValueError(f"cannot read the schedule {text!r}: write R, R1,R2,... (one per block) or R:INFLECT") from None
+
+def schedule_str(r: Schedule) -> str:
+    "The text form of a schedule: the inverse of `parse_schedule`."
+    if isinstance(r, tuple): return f"{int(r[0])}:{float(r[1]):g}"
+    if isinstance(r, list): return ",".join(str(int(v)) for v in r)
+    return str(int(r))
 
 # %% ../nbs/05_timm.ipynb #e769c22c
 @dataclass

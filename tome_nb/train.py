@@ -32,35 +32,18 @@ from .checks import check_r_limit
 from .distributed import (DistInfo, all_mean, barrier, close_distributed, cpu_count, dist_info, init_distributed,
                                  launch_local)
 from .eval import LabelledImages, evaluate, image_loader
-from .patch import Schedule, apply_patch, model_gflops
+from .patch import Schedule, apply_patch, check_supported, model_gflops, parse_schedule, schedule_str
 
 # %% auto #0
-__all__ = ['TRAINABLE', 'DEFAULT_MODEL', 'parse_schedule', 'schedule_str', 'derived_seed', 'sample_seed', 'step_seed',
-           'SeededSamples', 'StepSampler', 'check_auto_augment', 'train_transform', 'WarmupCosine', 'kl_to_teacher',
-           'DistillLoss', 'NonFiniteLoss', 'train_step', 'FitConfig', 'named_config', 'History', 'train_dtype',
-           'param_groups', 'fit', 'plot_training', 'TrainConfig', 'set_trainable', 'training_items', 'training_model',
+__all__ = ['TRAINABLE', 'DEFAULT_MODEL', 'derived_seed', 'sample_seed', 'step_seed', 'SeededSamples', 'StepSampler',
+           'check_auto_augment', 'train_transform', 'WarmupCosine', 'kl_to_teacher', 'DistillLoss', 'NonFiniteLoss',
+           'train_step', 'FitConfig', 'named_config', 'History', 'train_dtype', 'param_groups', 'fit', 'plot_training',
+           'TrainConfig', 'set_trainable', 'training_items', 'training_model', 'check_model_supported',
            'run_fingerprint', 'train', 'EvalConfig', 'eval_setup', 'eval_schedules', 'make_train_step',
-           'train_throughput', 'ddp_throughput']
+           'train_throughput', 'ddp_throughput', 'parse_schedule', 'schedule_str']
 
 # %% ../nbs/12_training.ipynb #fccbb804
-def parse_schedule(text: str, # `R`, `R1,R2,...` (one per block, the rest 0) or `R:INFLECT`
-                  ) -> Schedule:
-    "A merge schedule from its text form: `13` (every block), `16,16,12` (per block) or `13:-0.5` ((r, inflect))."
-    t = str(text).strip()
-    try:
-        if ":" in t:
-            r, inflect = t.split(":")
-            return (int(r), float(inflect))
-        if "," in t: return [int(v) for v in t.split(",")]
-        return int(t)
-    except ValueError:
-        raise ValueError(f"cannot read the schedule {text!r}: write R, R1,R2,... (one per block) or R:INFLECT") from None
-
-def schedule_str(r: Schedule) -> str:
-    "The text form of a schedule: the inverse of `parse_schedule`."
-    if isinstance(r, tuple): return f"{int(r[0])}:{float(r[1]):g}"
-    if isinstance(r, list): return ",".join(str(int(v)) for v in r)
-    return str(int(r))
+_all_ = ["parse_schedule", "schedule_str"]              # re-exported from tome_nb.patch (chapter 05)
 
 # %% ../nbs/12_training.ipynb #6ef841a1
 def derived_seed(*keys: int) -> int:
@@ -109,11 +92,32 @@ class StepSampler(DistributedSampler):
     def __len__(self) -> int: return (self.steps - self.skip) * self.local_batch
 
 # %% ../nbs/12_training.ipynb #89d69c9d
+_AA_SECTIONS = {"rand": dict(m=int, n=int, mmax=int, inc=int, mstd=float, p=float),       # what timm's parsers read, and as what
+                "augmix": dict(m=int, w=int, d=int, b=int, mstd=float, a=float), "auto": dict(mstd=float)}
+_AA_TRANSFORM_SETS = ("weights", "3aw", "3a")                                             # rand's t<name> section
+
+def _check_aa_sections(policy: str) -> None:
+    "Refuse a section of a policy that timm would skip without a word (`rand-mX`: no number, so no magnitude) or misread."
+    kind, *parts = policy.split("-")
+    kind = kind if kind in _AA_SECTIONS else "auto"
+    keys = _AA_SECTIONS[kind]
+    for p in parts:
+        if kind == "rand" and p.startswith("t") and p[1:] in _AA_TRANSFORM_SETS: continue
+        m = re.fullmatch(r"([a-z]+)(\d[\d.]*)", p)
+        try: ok = m is not None and m[1] in keys and keys[m[1]](m[2]) is not None
+        except ValueError: ok = False
+        if not ok:
+            extra = f", or t{'/t'.join(_AA_TRANSFORM_SETS)}" if kind == "rand" else ""
+            raise ValueError(f"auto-augment {policy!r}: cannot read the section {p!r}; {kind} policies take "
+                             f"{', '.join(keys)} followed by a number{extra}")
+
 def check_auto_augment(policy: str) -> None:
-    """Refuse a timm auto-augment policy that is not one, or that would crash on a random image mid-training: timm's
-    increasing posterize (`inc1`) asks Pillow for 0 bits at magnitude 10, which Pillow 10 and later refuse."""
+    """Refuse a timm auto-augment policy that is not one, that timm would read only in part (`rand-mX`), or that would crash
+    on a random image mid-training: timm's increasing posterize (`inc1`) asks Pillow for 0 bits at magnitude 10, which
+    Pillow 10 and later refuse."""
     try: create_transform(224, is_training=True, auto_augment=policy)
     except Exception as e: raise ValueError(f"{policy!r} is not a timm auto-augment policy (e.g. rand-m9-mstd0.5-inc1-mmax9): {e}") from None
+    _check_aa_sections(policy)
     parts = policy.split("-")
     if parts[0] != "rand" or "inc1" not in parts or any(p.startswith("mmax") for p in parts): return
     m = next((int(p[1:]) for p in parts if re.fullmatch(r"m\d+", p)), 10)
@@ -459,6 +463,11 @@ def training_model(cfg: TrainConfig) -> nn.Module:
     if cfg.random_weights: return create_model(cfg.model, pretrained=False, **kw)
     return create_model(cfg.model, weights=cfg.weights, **kw)
 
+def check_model_supported(model: nn.Module, name: str) -> None:
+    "Refuse a model the patch does not support (a CNN, a ViT variant) before anything asks it for its tokens."
+    try: check_supported(model)
+    except TypeError as e: raise ValueError(f"{name} cannot be used with token merging: {e}") from None
+
 def run_fingerprint(config: dict) -> str:
     "A short hash of the options that change a run's result (not where it writes or how it prints): kept in every checkpoint."
     keep = {k: v for k, v in sorted(config.items()) if k not in UNCHECKED_OPTIONS}
@@ -474,6 +483,7 @@ def train(cfg: TrainConfig) -> History:
     if info.world_size > len(items):
         raise ValueError(f"{info.world_size} processes but only {len(items)} training images: use at most {len(items)}")
     model = training_model(cfg)
+    check_model_supported(model, cfg.model)
     check_labels(items, model.num_classes)
     check_r_limit(model, [r], cfg.model)
     teacher = copy.deepcopy(model).eval().requires_grad_(False).to(info.device) if cfg.teacher else None
@@ -520,7 +530,7 @@ def eval_setup(cfg: EvalConfig) -> Tuple[str, List[Schedule], Path]:
     wm = weights_meta(cfg.weights) if cfg.weights else {}
     if cfg.model and wm.get("model") and wm["model"] != cfg.model:
         raise ValueError(f"{cfg.weights} holds weights trained for {wm['model']} (r={wm.get('r')}); pass --model {wm['model']} or leave --model out")
-    name = cfg.model or wm.get("model") or DEFAULT_MODEL
+    name = cfg.model if cfg.model is not None else (wm.get("model") or DEFAULT_MODEL)      # "" is a (wrong) name, not "none given"
     if cfg.r: rs = [parse_schedule(r) if isinstance(r, str) else r for r in cfg.r]
     else: rs = [0] + ([parse_schedule(wm["r"])] if wm.get("r") not in (None, "0") else [])
     folder = Path(cfg.data).expanduser() if cfg.data else asset_path("imagenet-val-1300")
@@ -531,6 +541,7 @@ def eval_schedules(cfg: EvalConfig) -> List[dict]:
     info = init_distributed(cfg.device)
     name, rs, folder = eval_setup(cfg)
     model = create_model(name, pretrained=False) if cfg.random_weights else create_model(name, weights=cfg.weights)
+    check_model_supported(model, name)
     check_r_limit(model, rs, name)
     model = apply_patch(model)
     loader = image_loader(usable_images(labelled_images(folder, cfg.limit), cfg.skip_bad_images, "data"), model, batch_size=cfg.batch_size)

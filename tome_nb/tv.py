@@ -60,7 +60,7 @@ def tv_block_forward(blk: nn.Module, # a torchvision EncoderBlock
     xn = blk.ln_1(x)
     B, N, C = xn.shape
     q, k, v = mha_qkv(mha, xn)                                           # [B, H, N, d_h] each
-    o = prop_attention(q, k, v, size if prop_attn else None, dropout_p=mha.dropout if mha.training else 0.0)
+    o = prop_attention(q, k, v, size if prop_attn else None, dropout_p=mha.dropout if mha.training else 0.0, check=False)
     x = blk.dropout(mha.out_proj(o.transpose(1, 2).reshape(B, N, C))) + x
     r = capped_r(N, r, num_protected)
     if r > 0: x, size, source = reduce(ReduceInput(x, size, source, r, num_protected, xn, q, k, v, trace_source, index))

@@ -363,12 +363,32 @@ case("bench-hf-deit3", "bench", "hf: conversion of a model the transformers patc
 
 for cid, desc, r, quick in [("neg", "negative r", ["-1"], True), ("neg-mixed", "a negative among valid values", ["0", "8", "-3"], False),
                             ("abc", "non-numeric r", ["abc"], False), ("float", "fractional r", ["1.5"], False),
-                            ("exp", "r in exponent notation (1e9)", ["1e9"], False), ("comma", "per-block syntax 13,-0.5", ["13,-0.5"], False),
-                            ("paren", "tuple syntax (13,-0.5)", ["(13,-0.5)"], False), ("colon", "R:INFLECT syntax (bench takes ints)", ["13:-0.5"], False),
+                            ("exp", "r in exponent notation (1e9)", ["1e9"], False),
+                            ("comma", "a per-block list with a fraction (13,-0.5): not a schedule", ["13,-0.5"], False),
+                            ("paren", "Python's tuple syntax (13,-0.5): the text form is 13:-0.5", ["(13,-0.5)"], False),
+                            ("colon-big", "R:INFLECT with inflect outside [-1, 1] (13:2)", ["13:2"], False),
+                            ("colon3", "three colon fields (13:0.5:1)", ["13:0.5:1"], False),
+                            ("list-neg", "a negative value in a per-block list (4,-1)", ["4,-1"], False),
+                            ("list-long", "a per-block list longer than test_vit's 6 blocks", ["1,1,1,1,1,1,1"], False),
+                            ("list-over-max", "a per-block list with a value test_vit cannot merge (4,51)", ["4,51"], False),
                             ("empty", "empty r", [""], False), ("nan", "r = nan", ["nan"], False), ("huge", "r = 99999", ["99999"], False),
                             ("over-max", "r = 51, one more than test_vit can merge (50)", ["51"], False)]:
     case(f"bench-r-{cid}", "bench", desc, argv=bench(r=r), names=["--r"], quick=quick)
 case("bench-r-at-max", "bench", "r = 50, the most test_vit can merge", argv=bench(r=["50"]), expect="run")
+
+def csv_has(path: str, column: str, *values: str):
+    "A post check: the CSV at `path` has a row with each of these values in `column`."
+    def post(t: Path, out: str, err: str) -> Optional[str]:
+        p = t / path
+        if not p.is_file(): return f"{path} was not written"
+        got = [row.get(column) for row in csv.DictReader(p.open())]
+        missing = [v for v in values if v not in got]
+        return f"{path}: no row with {column} = {missing[0]!r} (got {sorted(set(got))})" if missing else None
+    return post
+case("bench-r-colon", "bench", "R:INFLECT schedule 13:-0.5 (the same text forms as train and eval)", argv=bench(r=["0", "13:-0.5"]),
+     expect="run", post=csv_has("out.csv", "r", "0", "13:-0.5"))
+case("bench-r-per-block", "bench", "a per-block schedule 4,4,2 (the rest 0)", argv=bench(r=["4,4,2"]), expect="run",
+     post=csv_has("out.csv", "r", "4,4,2"))
 
 # --- bench: counts and numbers ----------------------------------------------------------------------------------
 
