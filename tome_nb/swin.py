@@ -4,7 +4,7 @@
 
 # %% ../nbs/13a_swin.ipynb #4c08c72e
 from __future__ import annotations
-import copy, math, sys
+import copy, math
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
@@ -17,7 +17,7 @@ from .assets import run_info
 from .bench import compare, resolve_device, speed_columns
 from .flops import block_macs, matching_macs
 from .matching import bipartite_soft_matching, capped_r
-from .patch import Family, PatchConfig, Schedule, current_r, parse_r, register_family
+from .patch import Family, PatchConfig, Schedule, _patched_class, current_r, parse_r, register_family
 from .seq import agreement_rows, pooled_outputs
 
 # %% auto #0
@@ -181,16 +181,6 @@ class _ToMeSwin:
         "What `remove_patch` calls: `remove_swin_patch`."
         return remove_swin_patch(self)
 
-_CLASSES: dict = {}
-
-def _subclass(cls: type, mixin: type) -> type:
-    "The subclass of `cls` with `mixin`'s methods, made once and registered where pickle finds it."
-    if (cls, mixin) not in _CLASSES:
-        new = type(f"ToMe{cls.__name__}", (mixin, cls), {"__module__": mixin.__module__})
-        setattr(sys.modules[mixin.__module__], new.__name__, new)
-        _CLASSES[(cls, mixin)] = new
-    return _CLASSES[(cls, mixin)]
-
 def swin_blocks(model: nn.Module) -> List[SwinTransformerBlock]:
     "The Swin blocks of `model`, in order."
     return [b for layer in model.layers for b in layer.blocks]
@@ -208,9 +198,9 @@ def apply_swin_patch(model: nn.Module, # a timm SwinTransformer, patched in plac
     parse_r(len(blocks), r)
     for b in blocks:
         b._tome_orig_class = SwinTransformerBlock
-        b.__class__ = _subclass(SwinTransformerBlock, _ToMeSwinBlock)
+        b.__class__ = _patched_class(SwinTransformerBlock, _ToMeSwinBlock, "ToMe")
     model._tome_orig_class = getattr(model, "_tome_orig_class", type(model))
-    model.__class__ = _subclass(model._tome_orig_class, _ToMeSwin)
+    model.__class__ = _patched_class(model._tome_orig_class, _ToMeSwin, "ToMe")   # (chapter 05's: made once, found by pickle)
     model._tome_cfg = PatchConfig("tome", r, window_matching, extra=dict(window_local=True))   # `is_patched` and `current_r` read it
     model.r = r
     return model
