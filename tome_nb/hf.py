@@ -83,7 +83,7 @@ HF_MODELS = {"ViTModel": "", "ViTForImageClassification": "vit", "DeiTModel": ""
              "Dinov2Backbone": "", "Dinov2WithRegistersBackbone": ""}
 HF_FEATURE_MAPS = ("Dinov2Backbone", "Dinov2WithRegistersBackbone")   # backbones whose outputs are maps on the patch grid
 
-# classifiers whose head averages the patch tokens (DINOv2: with the class token; VideoMAE: through fc_norm): size-weighted
+# classifiers whose head averages the patch tokens (DINOv2: with the class token; VideoMAE: through fc_norm): `size_pool` weights it
 HF_MEAN_HEADS = ("Dinov2ForImageClassification", "Dinov2WithRegistersForImageClassification", "VideoMAEForVideoClassification")
 
 _MEAN_POOL = "its head averages the patch tokens (size-weighted pooling is not implemented for it); patch {} and pool with its tome_size"
@@ -342,7 +342,7 @@ class _ToMeHFModel(_PatchedModel):
         cfg = self._tome_cfg
         self._tome_unpatch()
         try: return self.save_pretrained(*args, **kwargs)                 # transformers' own, on the original classes
-        finally: hf_apply_patch(self, cfg.r, cfg.trace_source, cfg.prop_attn, cfg.extra.get("metric", "keys"))
+        finally: hf_apply_patch(self, cfg.r, cfg.trace_source, cfg.prop_attn, cfg.extra["metric"], cfg.extra["size_pool"])
 
     def _tome_unpatch(self) -> nn.Module:
         "Give every patched module its class back and drop the patch's attributes."
@@ -368,8 +368,8 @@ class _ToMeHFGridEncoder:
         return out
 
 class _ToMeHFMeanHead(_ToMeHFModel):
-    """Classifiers whose head averages the patch tokens, with the average weighted by size (= the mean over the original
-    patches): DINOv2's (class token + mean) and VideoMAE's (mean through `fc_norm`, or the first token without it)."""
+    """Classifiers whose head averages the patch tokens: DINOv2's (class token + mean) and VideoMAE's (mean through
+    `fc_norm`, or the first token without it); with `size_pool` the average is weighted by size (= the mean over the patches)."""
     def forward(self, pixel_values: Optional[Tensor] = None, labels: Optional[Tensor] = None,
                 attention_mask: Optional[Tensor] = None, **kwargs: Any) -> Any:
         from transformers.modeling_outputs import ImageClassifierOutput
@@ -378,7 +378,8 @@ class _ToMeHFMeanHead(_ToMeHFModel):
         out = hf_backbone(self)(pixel_values, **kwargs)
         seq, P = out.last_hidden_state, hf_num_protected(self)                    # [B, T, C]; class token + registers
         patches, size = seq[:, P:], self._tome_run.size       # padding counts, as in transformers' own head
-        mean = patches.mean(1) if size is None else (patches * size[:, P:]).sum(1) / size[:, P:].sum(1)
+        if size is None or not self._tome_cfg.extra["size_pool"]: mean = patches.mean(1)   # as transformers' own head
+        else: mean = (patches * size[:, P:]).sum(1) / size[:, P:].sum(1)                 # `size_pool`: the mean over patches
         if self._tome_orig_class.__name__.startswith("VideoMAE"):
             logits = self.classifier(self.fc_norm(mean) if self.fc_norm is not None else seq[:, 0])
         else: logits = self.classifier(torch.cat([seq[:, 0], mean], dim=1))
@@ -423,12 +424,14 @@ def hf_apply_patch(model: nn.Module, # a supported transformers vision model, pa
                    trace_source: bool = False, # keep the source map of the last forward (`model.tome_source`)
                    prop_attn: bool = True, # proportional attention (log(size) bias), in the layers and SigLIP's head
                    metric: str = "keys", # similarity features: keys, queries, values or x (ablations)
+                   size_pool: bool = False, # heads that average patch tokens (DINOv2, VideoMAE) weight them by size
                   ) -> nn.Module:
     "Apply Token Merging to a transformers vision model, in place; returns the model (`apply_patch` calls this)."
     hf_check_supported(model)
     layers = hf_layers(model)
     parse_r(len(layers), r)
-    cfg = PatchConfig("tome", r, ToMeReduce(metric), bool(trace_source), bool(prop_attn), extra=dict(metric=metric))
+    cfg = PatchConfig("tome", r, ToMeReduce(metric), bool(trace_source), bool(prop_attn),
+                      extra=dict(metric=metric, size_pool=bool(size_pool)))
     if getattr(model, "_tome_cfg", None) is not None:                       # patched already: new settings, as on timm
         model._tome_cfg = model._tome_run.cfg = cfg
         return model

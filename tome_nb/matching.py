@@ -149,7 +149,7 @@ def _alternate_plan(B: int, # batch size
                     P: int, # protected prefix length
                     src_idx: Tensor, # [B, r, 1] merged A tokens (indices into the even positions 0, 2, 4, ..)
                     dst_idx: Tensor, # [B, r, 1] the B token each lands on (indices into the odd positions 1, 3, ..)
-                    unm_idx: Tensor, # [B, n_unm, 1] mergeable A tokens kept, in original order
+                    unm_idx: Tensor, # [B, n_unm, 1] mergeable A tokens kept, in the order they come out
                    ) -> Tuple[Callable, Callable]:
     "The `merge` and `unmerge` closures of a plan on the alternating split, with as few tensor operations as possible."
     r, n_unm = src_idx.shape[1], unm_idx.shape[1]
@@ -187,6 +187,7 @@ def bipartite_soft_matching(metric: Tensor, # [B, N, C] similarity features, e.g
                             class_token: bool = False, # protect token 0
                             distill_token: bool = False, # protect token 1 as well
                             num_protected: int | None = None, # protect this many leading tokens (overrides the flags)
+                            keep_order: bool = False, # kept A tokens in position order even when no token is protected (the original: strongest edge first then)
                            ) -> Tuple[Callable, Callable]:
     "ToMe's matching: returns `merge(x, mode='mean')` removing `r` tokens and `unmerge(x)` undoing it."
     B, N, P, r = _setup(metric, r, class_token, distill_token, num_protected, "bipartite_soft_matching")
@@ -200,7 +201,8 @@ def bipartite_soft_matching(metric: Tensor, # [B, N, C] similarity features, e.g
         best, partner = scores.max(dim=-1)                # [B, n_a] best score and partner of each A token
         order = best.argsort(dim=-1, descending=True)[..., None]   # [B, n_a, 1] A tokens, strongest edge first (protected last)
         src_idx = order[:, :r]                            # [B, r, 1] merged A tokens
-        unm_idx = order[:, r:].sort(dim=1).values[:, pa:] # [B, n_a - pa - r, 1] kept A tokens, original order
+        unm_idx = order[:, r:]                            # [B, n_a - r, 1] kept A tokens, strongest edge first
+        if P or keep_order: unm_idx = unm_idx.sort(dim=1).values[:, pa:]   # [B, n_a - pa - r, 1] in position order, protected dropped
         dst_idx = partner[..., None].gather(1, src_idx)   # [B, r, 1] their B partners
     return _alternate_plan(B, N, P, src_idx, dst_idx, unm_idx)
 

@@ -99,14 +99,15 @@ class ToMeReduce:
     "ToMe's reduction rule: bipartite soft matching on `metric`, then size-weighted merge (or drop, an ablation)."
     def __init__(self, metric: str = "keys", # keys, queries or values (averaged over heads), or x (normalized features)
                  mode: str = "wavg", # wavg: size-weighted merge; drop: discard the matched tokens
+                 keep_order: bool = False, # kept tokens in position order even with no protected token (see `bipartite_soft_matching`)
                 ):
         if metric not in METRICS: raise ValueError(f"unknown metric {metric!r}; use one of {METRICS}")
         if mode not in ("wavg", "drop"): raise ValueError(f"unknown mode {mode!r}; use 'wavg' or 'drop'")
-        self.metric, self.mode = metric, mode
+        self.metric, self.mode, self.keep_order = metric, mode, keep_order
 
     def __call__(self, t: ReduceInput) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
         m = t.xn if self.metric == "x" else getattr(t, self.metric[0]).mean(1)   # [B, N, d_h] (x: [B, N, C])
-        merge, _ = bipartite_soft_matching(m, t.r, num_protected=t.num_protected)
+        merge, _ = bipartite_soft_matching(m, t.r, num_protected=t.num_protected, keep_order=self.keep_order)
         if self.mode == "drop":                    # the matched tokens go, and the patches they hold with them
             size = torch.ones_like(t.x[..., :1]) if t.size is None else t.size
             source = merge(t.source, mode="drop") if t.source is not None else None
@@ -115,7 +116,8 @@ class ToMeReduce:
         x, size = merge_wavg(merge, t.x, t.size)
         return x, size, source
 
-    def __repr__(self): return f"ToMeReduce(metric={self.metric!r}, mode={self.mode!r})"
+    def __repr__(self):
+        return f"ToMeReduce(metric={self.metric!r}, mode={self.mode!r}" + (", keep_order=True)" if self.keep_order else ")")
 
 # %% ../nbs/05_timm.ipynb #e5990007
 def block_forward(blk: Block, # a timm pre-norm Block
@@ -245,13 +247,13 @@ class _ReducedViT(_PatchedModel):
                          f"produced {tuple(size.shape[:2])} (batch, tokens): call forward_features on this batch first")
 
     def pool(self, x: Tensor, pool_type: Optional[str] = None) -> Tensor:
-        "timm's pooling, with averages weighted by token size and `map` pooling with proportional attention."
+        "timm's pooling, `map` pooling with proportional attention, and averages weighted by token size with `size_pool`."
         size, P = self._tome_size_for(x), self.num_prefix_tokens
         if self.attn_pool is not None:                                    # `map`: attention pooling
             if not self.pool_include_prefix: x, size = x[:, P:], (None if size is None else size[:, P:])
             return attn_pool_forward(self.attn_pool, x, size if self._tome_cfg.prop_attn else None)
         pool_type = self.global_pool if pool_type is None else pool_type
-        if size is None or not pool_type or pool_type == "token":
+        if size is None or not pool_type or pool_type == "token" or not self._tome_cfg.extra.get("size_pool", True):
             return global_pool_nlc(x, pool_type=pool_type, num_prefix_tokens=P, reduce_include_prefix=self.pool_include_prefix)
         if not self.pool_include_prefix: x, size = x[:, P:], size[:, P:]
         avg = (x * size).sum(1) / size.sum(1)                             # = the mean over the original patches
@@ -350,7 +352,7 @@ class Family:
     "What tome_nb needs to know about one library's ViTs: how to recognise and patch one, and the numbers that token counts, FLOP counts and the `r` checks read off it."
     name: str                                       # the library, in messages and result rows
     detect: Callable[[nn.Module], bool]             # whether a model (patched or not) belongs to the family
-    apply: Callable[..., nn.Module]                 # (model, r, trace_source, prop_attn, metric) -> the model, patched in place
+    apply: Callable[..., nn.Module]                 # (model, r, trace_source, prop_attn, metric, size_pool) -> the model, patched in place
     num_blocks: Callable[[nn.Module], int]          # the blocks `r` is spread over
     input_tokens: Callable[[nn.Module], int]        # tokens entering the first block (patches + protected tokens)
     protected: Callable[[nn.Module], int]           # leading tokens that are never merged (class, distillation, registers)
@@ -378,13 +380,14 @@ def apply_patch(model: nn.Module, # a timm VisionTransformer (or a torchvision /
                 trace_source: bool = False, # keep the source map of the last forward (`model.tome_source`)
                 prop_attn: bool = True, # proportional attention (log(size) bias)
                 metric: str = "keys", # similarity features: keys, queries, values or x (ablations)
+                size_pool: bool = False, # average pooling weighted by token size (the mean over patches); the original pools plainly
                ) -> nn.Module:
     "Apply Token Merging to a timm Vision Transformer (or a torchvision or transformers one), in place; returns the model."
-    return family_of(model).apply(model, r, trace_source, prop_attn, metric)
+    return family_of(model).apply(model, r, trace_source, prop_attn, metric, bool(size_pool))
 
-def _timm_apply(model: nn.Module, r: Schedule, trace_source: bool, prop_attn: bool, metric: str) -> nn.Module:
+def _timm_apply(model: nn.Module, r: Schedule, trace_source: bool, prop_attn: bool, metric: str, size_pool: bool = False) -> nn.Module:
     "`apply_patch` for timm: the ToMe reduction in every block (`patch_model`)."
-    return patch_model(model, "tome", r, ToMeReduce(metric), trace_source, prop_attn, metric=metric)
+    return patch_model(model, "tome", r, ToMeReduce(metric), trace_source, prop_attn, metric=metric, size_pool=size_pool)
 
 def remove_patch(model: nn.Module) -> nn.Module:
     "Undo `apply_patch` (or any token-reduction patch): the model behaves exactly as before. No-op if unpatched."

@@ -87,7 +87,7 @@ def window_matching(w: Tensor, # [B nW, M, C] windows (the block's normalized in
         region = F.normalize((mask == 0).to(w.dtype), dim=-1)                          # [nW, M, M] each token's region, unit length
         region = region.repeat(w.shape[0] // mask.shape[0], 1, 1)                     # [B nW, M, M]
         metric = torch.cat([F.normalize(w, dim=-1), REGION_WEIGHT * region], -1)       # [B nW, M, C + M]
-    return bipartite_soft_matching(metric, r)
+    return bipartite_soft_matching(metric, r, keep_order=True)   # windows keep their tokens in position order
 
 # %% ../nbs/13a_swin.ipynb #ce9b5277
 def index_plan(merge: Callable, # a plan's `merge`
@@ -259,12 +259,12 @@ def swin_gflops(model: nn.Module, # a timm SwinTransformer
     return sum(swin_macs(model, r, include_matching).values()) / 1e9
 
 # %% ../nbs/13a_swin.ipynb #c69e2f66
-def _swin_apply(model: nn.Module, r: Schedule, trace_source: bool, prop_attn: bool, metric: str) -> nn.Module:
+def _swin_apply(model: nn.Module, r: Schedule, trace_source: bool, prop_attn: bool, metric: str, size_pool: bool = False) -> nn.Module:
     "`apply_patch` for a timm Swin: window-local merging (`apply_swin_patch`); the plain-ViT options are refused."
-    if trace_source or not prop_attn or metric != "keys":
-        raise ValueError("Swin's window-local merging copies merged tokens back after every block (no source map to trace), "
-                         "always weights attention by size and matches on the block's normalized input: trace_source, "
-                         "prop_attn and metric are options of the plain-ViT patch")
+    if trace_source or not prop_attn or metric != "keys" or size_pool:
+        raise ValueError("Swin's window-local merging copies merged tokens back after every block (no source map to trace, "
+                         "nothing merged left to pool), always weights attention by size and matches on the block's normalized "
+                         "input: trace_source, prop_attn, metric and size_pool are options of the plain-ViT patch")
     return apply_swin_patch(model, r)
 
 SWIN_FAMILY = register_family(Family("swin", lambda m: isinstance(m, SwinTransformer), _swin_apply,

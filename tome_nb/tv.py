@@ -93,8 +93,10 @@ def tv_apply_patch(model: nn.Module, # a torchvision VisionTransformer, patched 
                    trace_source: bool = False, # keep the source map of the last forward (`model.tome_source`)
                    prop_attn: bool = True, # proportional attention (log(size) bias)
                    metric: str = "keys", # similarity features: keys, queries, values or x (ablations)
+                   size_pool: bool = False, # refused: torchvision's ViT classifies from the class token, it pools nothing
                   ) -> nn.Module:
     "Apply Token Merging to a torchvision VisionTransformer, in place; returns the model (`apply_patch` calls this)."
+    if size_pool: raise ValueError("size_pool: torchvision's VisionTransformer classifies from the class token (no average to weight)")
     tv_check_supported(model)
     parse_r(len(model.encoder.layers), r)
     cls = getattr(model, "_tome_orig_class", type(model))

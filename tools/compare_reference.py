@@ -9,8 +9,11 @@ and another with `tome_nb.apply_patch`, runs both on every batch, and writes onl
   of images whose logits agree within 1e-3, the largest logit difference (plus device, versions, date);
 - nbs/data/reference_tome_predictions.csv     the original's prediction for every image and schedule;
 - nbs/data/reference_tome_golden.npz          the original's logits on the first images at r=13 and (13, -0.5),
-  and which merged token holds each patch after blocks 1 and 2 at r=13 (the golden test of chapter 05);
-- with --speed, instead: nbs/data/reference_speed_cpu.csv, the throughput of timm's model, tome_nb and the original
+  which merged token holds each patch after blocks 1 and 2 at r=13 (the golden test of chapter 05), and its
+  logits at r=13 on the same weights built without the class token and pooled by averaging (`gap_model`);
+- nbs/data/reference_matching_golden.npz       the original's merge on random metrics with no, one and two protected
+  tokens (which inputs each output token holds, in output order): chapter 02's test of the matching alone;
+- with --matching-only, only that file; with --speed, instead: nbs/data/reference_speed_cpu.csv, the throughput of timm's model, tome_nb and the original
   at r=13 (ViT-S/16 and DeiT-Tiny, batch 32 and 1, random weights), in one interleaved run per row (chapter 07).
 
     git clone https://github.com/facebookresearch/ToMe /tmp/ToMe        # anywhere outside the project
@@ -35,6 +38,15 @@ def load_original(ref: Path):
     return tome.patch.timm
 
 
+def gap_model(model):
+    "The same weights as a ViT without class token that averages its tokens (no such DeiT exists; it tests the other order rule)."
+    import timm
+    gap = timm.create_model(model.default_cfg["architecture"], pretrained=False, class_token=False, global_pool="avg", fc_norm=False).eval()
+    sd = dict(model.state_dict()); sd.pop("cls_token"); sd["pos_embed"] = sd["pos_embed"][:, 1:]
+    gap.load_state_dict(sd)
+    return gap
+
+
 def groups(source):
     "[B, T, N0] source map -> [B, N0]: the index of the output token that holds each input token."
     return source.float().argmax(1)
@@ -46,12 +58,15 @@ def main(argv=None):
     ap.add_argument("--limit", type=int, default=None, help="only the first N images")
     ap.add_argument("--batch-size", type=int, default=50)
     ap.add_argument("--out", default=str(ROOT / "nbs" / "data"), help="folder for the result files")
+    ap.add_argument("--matching-only", action="store_true", help="write only reference_matching_golden.npz (seconds)")
     ap.add_argument("--speed", action="store_true", help="measure throughput against the original instead of accuracy")
     ap.add_argument("--runs", type=int, default=9, help="interleaved rounds per row (--speed)")
     args = ap.parse_args(argv)
     if not args.ref: sys.exit("error: give --ref PATH (or TOME_REF): a checkout of facebookresearch/ToMe")
     original_patch = load_original(Path(args.ref))
     if args.speed: return speed(original_patch, Path(args.out), args.runs)
+    matching_golden(Path(args.out))
+    if args.matching_only: return
 
     import numpy as np, torch
     from tqdm.auto import tqdm
@@ -84,6 +99,10 @@ def main(argv=None):
             if bi == 0 and key in ("r=13", "(13, -0.5)"):
                 golden[f"logits {key}"] = lo[:GOLDEN_IMAGES].numpy()
         if bi == 0:                                                                   # merge groups after blocks 1 and 2
+            gap = gap_model(orig)
+            original_patch(gap, trace_source=False, prop_attn=True)
+            gap.r = 13
+            golden["logits gap r=13"] = gap(x[:GOLDEN_IMAGES]).numpy()
             orig._tome_info["trace_source"] = True
             for blocks in (1, 2):
                 orig.r = [13] * blocks
@@ -108,6 +127,24 @@ def main(argv=None):
         print(f"{r['schedule']:12s} {r['top1_original']:9.2f} {r['top1_tome_nb']:8.2f} {r['predictions_differ']:7d} "
               f"{r['logits_within_1e3_pct']:12.2f}% {r['max_logit_diff']:>9s}")
     print(f"[{rows[0]['images']} images; {info['device']}, {info['dtype']}, torch {info['torch']}, timm {info['timm']}, {info['date']}]")
+
+
+def matching_golden(out: Path, cases: int = 30) -> None:
+    "The original's bipartite soft matching on random metrics: inputs, `r`, protected tokens and each output's members."
+    import numpy as np, torch
+    from tome.merge import bipartite_soft_matching as original_matching       # from the checkout outside the project
+    g = torch.Generator().manual_seed(0)
+    arrays = {}
+    for i in range(cases):
+        P = i % 3                                                   # 0: no class token, 1: class token, 2: class + distillation
+        N = int(torch.randint(P + 2, 60, (1,), generator=g))
+        r = int(torch.randint(1, N // 2 + 3, (1,), generator=g))    # sometimes beyond the cap
+        metric = torch.randn(3, N, 8, generator=g)
+        merge, _ = original_matching(metric, r, class_token=P >= 1, distill_token=P == 2)
+        held = merge(torch.eye(N).expand(3, N, N).contiguous(), mode="sum")   # [3, N - r', N]: inputs inside each output, in order
+        arrays |= {f"metric_{i}": metric.numpy(), f"held_{i}": held.numpy(), f"r_p_{i}": np.array([r, P])}
+    np.savez_compressed(out / "reference_matching_golden.npz", **arrays)
+    print(f"wrote {out / 'reference_matching_golden.npz'}: {cases} cases")
 
 
 def speed(original_patch, out: Path, runs: int, r: int = 13) -> None:
