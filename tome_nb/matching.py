@@ -156,6 +156,12 @@ def _alternate_plan(B: int, # batch size
     b0 = P + 1 - P % 2                                   # position of the first mergeable B token (odd, >= P)
     head = P + n_unm                                     # ... and its position in the output
     dst_out = dst_idx + (head - P // 2)                  # [B, r, 1] output position of each source's partner
+    unm, src = unm_idx[..., 0], src_idx[..., 0]          # [B, n_unm], [B, r]
+    if B == 1:                                           # whole tokens by index: faster than `gather` with an expanded index
+        def take(t: Tensor, idx: Tensor) -> Tensor: return t.index_select(1, idx[0])
+    else:
+        rows = torch.arange(B, device=src_idx.device)[:, None]   # [B, 1]
+        def take(t: Tensor, idx: Tensor) -> Tensor: return t[rows, idx]
 
     def merge(x: Tensor, mode: str = "mean") -> Tensor:
         "Apply the plan: [B, N, C] -> [B, N - r, C] (`drop` mode: the sources vanish)."
@@ -163,9 +169,10 @@ def _alternate_plan(B: int, # batch size
         _check_tokens(x, B, N, "merge plan", "merge")
         C = x.shape[-1]
         a = x[:, 0::2]                                                                  # [B, ceil(N/2), C], a view
-        out = torch.cat([x[:, :P], a.gather(1, unm_idx.expand(B, n_unm, C)), x[:, b0::2]], dim=1)   # [B, N - r, C]
-        if mode != "drop":
-            out.scatter_reduce_(1, dst_out.expand(B, r, C), a.gather(1, src_idx.expand(B, r, C)), reduce=mode, include_self=True)
+        out = torch.cat([x[:, :P], take(a, unm), x[:, b0::2]], dim=1)                  # [B, N - r, C]
+        if mode == "sum": out.scatter_add_(1, dst_out.expand(B, r, C), take(a, src))   # the same sums, in the same order, faster
+        elif mode != "drop":
+            out.scatter_reduce_(1, dst_out.expand(B, r, C), take(a, src), reduce=mode, include_self=True)
         return out
 
     def unmerge(x: Tensor) -> Tensor:

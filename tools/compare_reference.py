@@ -14,7 +14,9 @@ and another with `tome_nb.apply_patch`, runs both on every batch, and writes onl
 - nbs/data/reference_matching_golden.npz       the original's merge on random metrics with no, one and two protected
   tokens (which inputs each output token holds, in output order): chapter 02's test of the matching alone;
 - with --matching-only, only that file; with --speed, instead: nbs/data/reference_speed_cpu.csv, the throughput of timm's model, tome_nb and the original
-  at r=13 (ViT-S/16 and DeiT-Tiny, batch 32 and 1, random weights), in one interleaved run per row (chapter 07).
+  at r=13 (ViT-S/16 and DeiT-Tiny, batch 32 and 1, random weights), in one interleaved run per row (chapter 07), with
+  the free reduction (`bench.free_reduction`: ToMe's token counts, nothing spent choosing them) as the bound no
+  matching can beat, and the share of ToMe's time spent beyond it.
 
     git clone https://github.com/facebookresearch/ToMe /tmp/ToMe        # anywhere outside the project
     python tools/compare_reference.py --ref /tmp/ToMe
@@ -152,7 +154,7 @@ def speed(original_patch, out: Path, runs: int, r: int = 13) -> None:
     import copy, torch, timm
     from tome_nb import apply_patch
     from tome_nb.assets import run_info, write_csv
-    from tome_nb.bench import compare, paired_ratio
+    from tome_nb.bench import compare, free_reduction, paired_ratio
     from tome_nb.patch import model_gflops
     torch.set_grad_enabled(False)
     rows = []
@@ -163,19 +165,22 @@ def speed(original_patch, out: Path, runs: int, r: int = 13) -> None:
         orig.r = r
         ideal = model_gflops(model, 0) / model_gflops(model, r)
         for bs in (32, 1):
-            res = compare({"timm": model, "tome_nb": apply_patch(copy.deepcopy(model), r=r), "original": orig}, batch_size=bs,
-                          device="cpu", runs=runs, min_run_time=0.5, progress=False)
+            res = compare({"timm": model, "tome_nb": apply_patch(copy.deepcopy(model), r=r), "original": orig,
+                           "free": free_reduction(model, r)}, batch_size=bs, device="cpu", runs=runs, min_run_time=0.5, progress=False)
             cols = {}
-            for a, b in [("tome_nb", "timm"), ("original", "timm"), ("tome_nb", "original")]:
+            for a, b in [("tome_nb", "timm"), ("original", "timm"), ("tome_nb", "original"), ("free", "timm"), ("free", "original"),
+                         ("tome_nb", "free")]:
                 med, q1, q3 = paired_ratio(res, a, b)
                 cols |= {f"{a}_over_{b}": round(med, 4), f"{a}_over_{b}_q1": round(q1, 4), f"{a}_over_{b}_q3": round(q3, 4)}
             rows.append(dict(model=name, r=r, **cols, flop_ratio=round(ideal, 4),
-                             tome_nb_of_flop_ratio=round(cols["tome_nb_over_timm"] / ideal, 4), runs=runs,
+                             tome_nb_of_flop_ratio=round(cols["tome_nb_over_timm"] / ideal, 4),
+                             matching_share_pct=round(100 * (1 - cols["tome_nb_over_free"]), 2), runs=runs,
                              **run_info("cpu", "float32", bs)))
             write_csv(rows, out / "reference_speed_cpu.csv")
             x = rows[-1]
             print(f"{name} batch {bs}: tome_nb/timm {x['tome_nb_over_timm']:.3f}, original/timm {x['original_over_timm']:.3f}, "
-                  f"tome_nb/original {x['tome_nb_over_original']:.3f}, FLOP ratio {ideal:.3f}", flush=True)
+                  f"tome_nb/original {x['tome_nb_over_original']:.3f}, free/original {x['free_over_original']:.3f}, "
+                  f"ToMe's time spent beyond the free reduction {x['matching_share_pct']:.1f}%, FLOP ratio {ideal:.3f}", flush=True)
 
 
 if __name__ == "__main__":
