@@ -156,23 +156,25 @@ def _alternate_plan(B: int, # batch size
     b0 = P + 1 - P % 2                                   # position of the first mergeable B token (odd, >= P)
     head = P + n_unm                                     # ... and its position in the output
     dst_out = dst_idx + (head - P // 2)                  # [B, r, 1] output position of each source's partner
-    unm, src = unm_idx[..., 0], src_idx[..., 0]          # [B, n_unm], [B, r]
-    if B == 1:                                           # whole tokens by index: faster than `gather` with an expanded index
-        def take(t: Tensor, idx: Tensor) -> Tensor: return t.index_select(1, idx[0])
-    else:
-        rows = torch.arange(B, device=src_idx.device)[:, None]   # [B, 1]
-        def take(t: Tensor, idx: Tensor) -> Tensor: return t[rows, idx]
+    pos = torch.arange(N, device=src_idx.device)         # [N] token positions
+    keep = torch.cat([pos[:P].expand(B, P), unm_idx[..., 0] * 2, pos[b0::2].expand(B, -1)], 1)   # [B, N - r]
+    src = src_idx[..., 0] * 2                            # [B, r] positions of the merged A tokens
+    if B > 1:                                            # rows of the flattened batch [B * N, C]
+        rows = torch.arange(0, B * N, N, device=src_idx.device)[:, None]   # [B, 1]
+        keep, src = keep + rows, src + rows
+    keep, src = keep.view(-1), src.view(-1)              # [B * (N - r)], [B * r]
 
     def merge(x: Tensor, mode: str = "mean") -> Tensor:
         "Apply the plan: [B, N, C] -> [B, N - r, C] (`drop` mode: the sources vanish)."
         if mode not in MERGE_MODES: raise ValueError(f"merge: unknown mode {mode!r}; use one of {MERGE_MODES}")
         _check_tokens(x, B, N, "merge plan", "merge")
         C = x.shape[-1]
-        a = x[:, 0::2]                                                                  # [B, ceil(N/2), C], a view
-        out = torch.cat([x[:, :P], take(a, unm), x[:, b0::2]], dim=1)                  # [B, N - r, C]
-        if mode == "sum": out.scatter_add_(1, dst_out.expand(B, r, C), take(a, src))   # the same sums, in the same order, faster
-        elif mode != "drop":
-            out.scatter_reduce_(1, dst_out.expand(B, r, C), take(a, src), reduce=mode, include_self=True)
+        flat = x.reshape(B * N, C)                                                      # a view when x is contiguous
+        out = flat.index_select(0, keep).view(B, N - r, C)                              # protected, kept A, B tokens
+        if mode == "drop": return out
+        srcs = flat.index_select(0, src).view(B, r, C)                                  # [B, r, C] the merged A tokens
+        if mode == "sum": out.scatter_add_(1, dst_out.expand(B, r, C), srcs)            # the same sums, in the same order, faster
+        else: out.scatter_reduce_(1, dst_out.expand(B, r, C), srcs, reduce=mode, include_self=True)
         return out
 
     def unmerge(x: Tensor) -> Tensor:

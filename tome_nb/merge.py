@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Callable, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 # %% auto #0
@@ -19,15 +18,14 @@ def merge_wavg(merge: Callable, # a `merge` function from a matching plan
                size: Tensor | None = None, # [B, N, 1] patches per token (None: all ones)
               ) -> Tuple[Tensor, Tensor]:
     "Merge `x` by a size-weighted average; returns the merged features [B, N-r, C] and sizes [B, N-r, 1]."
-    if size is None: xs = F.pad(x, (0, 1), value=1.0)            # [B, N, C + 1]: x (times a size of one), then the size
+    if size is None: size, xs = x.new_ones(*x.shape[:2], 1), x    # all ones: size * x is x
     elif size.shape != (*x.shape[:2], 1):
         raise ValueError(f"merge_wavg: size has shape {tuple(size.shape)}, x has shape {tuple(x.shape)}; "
                          f"size must be [{x.shape[0]}, {x.shape[1]}, 1]")
-    else: xs = torch.cat([x * size, size], dim=-1)                # [B, N, C + 1]: size * x, then the size
-    try: xs = merge(xs, mode="sum")                                # [B, N-r, C + 1]: sums of size * x and of sizes
+    else: xs = x * size                                            # [B, N, C]
+    try: xs, size = merge(xs, mode="sum"), merge(size, mode="sum").detach()   # [B, N-r, C], [B, N-r, 1]: the sums
     except ValueError as e: raise ValueError(f"merge_wavg: x has shape {tuple(x.shape)} ({e})") from None
-    size = xs[..., -1:].detach()                                   # [B, N-r, 1]
-    return xs[..., :-1] / size, size
+    return xs / size, size
 
 # %% ../nbs/03_merging.ipynb #d8364645
 def merge_source(merge: Callable, # a `merge` function from a matching plan
