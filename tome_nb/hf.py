@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from .attention import prop_attention, size_bias
 from .flops import vit_gflops
 from .matching import capped_r
-from .merge import unmerge_tokens
+from .merge import size_weighted_mean, unmerge_tokens
 from .patch import (Family, PatchConfig, ReduceInput, Schedule, ToMeReduce, _PatchedModel, _patched_class, current_r, parse_r,
                            register_family, token_counts)
 
@@ -342,7 +342,7 @@ class _ToMeHFModel(_PatchedModel):
         cfg = self._tome_cfg
         self._tome_unpatch()
         try: return self.save_pretrained(*args, **kwargs)                 # transformers' own, on the original classes
-        finally: hf_apply_patch(self, cfg.r, cfg.trace_source, cfg.prop_attn, cfg.extra["metric"], cfg.extra["size_pool"])
+        finally: hf_apply_patch(self, cfg.r, cfg.trace_source, cfg.prop_attn, cfg.extra["metric"], cfg.size_pool)
 
     def _tome_unpatch(self) -> nn.Module:
         "Give every patched module its class back and drop the patch's attributes."
@@ -378,8 +378,8 @@ class _ToMeHFMeanHead(_ToMeHFModel):
         out = hf_backbone(self)(pixel_values, **kwargs)
         seq, P = out.last_hidden_state, hf_num_protected(self)                    # [B, T, C]; class token + registers
         patches, size = seq[:, P:], self._tome_run.size       # padding counts, as in transformers' own head
-        if size is None or not self._tome_cfg.extra["size_pool"]: mean = patches.mean(1)   # as transformers' own head
-        else: mean = (patches * size[:, P:]).sum(1) / size[:, P:].sum(1)                 # `size_pool`: the mean over patches
+        if size is None or not self._tome_cfg.size_pool: mean = patches.mean(1)      # as transformers' own head
+        else: mean = size_weighted_mean(patches, size[:, P:])                         # `size_pool`: the mean over patches
         if self._tome_orig_class.__name__.startswith("VideoMAE"):
             logits = self.classifier(self.fc_norm(mean) if self.fc_norm is not None else seq[:, 0])
         else: logits = self.classifier(torch.cat([seq[:, 0], mean], dim=1))
@@ -431,7 +431,7 @@ def hf_apply_patch(model: nn.Module, # a supported transformers vision model, pa
     layers = hf_layers(model)
     parse_r(len(layers), r)
     cfg = PatchConfig("tome", r, ToMeReduce(metric), bool(trace_source), bool(prop_attn),
-                      extra=dict(metric=metric, size_pool=bool(size_pool)))
+                      extra=dict(metric=metric), size_pool=bool(size_pool))
     if getattr(model, "_tome_cfg", None) is not None:                       # patched already: new settings, as on timm
         model._tome_cfg = model._tome_run.cfg = cfg
         return model

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['merge_wavg', 'merge_source', 'unmerge_tokens']
+__all__ = ['merge_wavg', 'merge_source', 'unmerge_tokens', 'size_weighted_mean']
 
 # %% ../nbs/03_merging.ipynb #036eb1f7
 def merge_wavg(merge: Callable, # a `merge` function from a matching plan
@@ -47,3 +47,10 @@ def unmerge_tokens(x: Tensor, # [B, T, C] merged tokens
         raise ValueError(f"unmerge_tokens: x has shape {tuple(x.shape)} but source has shape {tuple(source.shape)}; "
                          "source must be [B, T, N0] for x of shape [B, T, C]")
     return source.transpose(1, 2).to(x.dtype) @ x                   # [B, N0, C]
+
+# %% ../nbs/03_merging.ipynb #b8d4f2a1
+def size_weighted_mean(x: Tensor, # [B, T, C] merged tokens
+                       size: Tensor, # [B, T, 1] patches per token
+                      ) -> Tensor:
+    "The mean over the original patches the tokens stand for: the average of `x` weighted by `size` -> [B, C]."
+    return (x * size).sum(1) / size.sum(1)

@@ -20,7 +20,7 @@ from timm.models.vision_transformer import Block, VisionTransformer, global_pool
 from .attention import prop_attention
 from .flops import vit_macs
 from .matching import bipartite_soft_matching, capped_r, check_r, merged_token_counts
-from .merge import merge_source, merge_wavg, unmerge_tokens
+from .merge import merge_source, merge_wavg, size_weighted_mean, unmerge_tokens
 from .similarity import attention_qkv, embed_tokens
 
 # %% auto #0
@@ -176,6 +176,7 @@ class PatchConfig:
     cap: bool = True            # cap each block's r at half its mergeable tokens (ToMe's rule)
     extra: dict = field(default_factory=dict)
     rs: Optional[List[int]] = None   # `r` parsed per block, kept when `r` is set (so no forward parses it again)
+    size_pool: bool = True      # average pooling weighted by token size (the pruning methods); ToMe's default is False, as in the original
 
 class _PatchedModel:
     "What every patched model offers, whatever its library: the schedule `r`, and the sizes and source map of the last forward."
@@ -253,10 +254,10 @@ class _ReducedViT(_PatchedModel):
             if not self.pool_include_prefix: x, size = x[:, P:], (None if size is None else size[:, P:])
             return attn_pool_forward(self.attn_pool, x, size if self._tome_cfg.prop_attn else None)
         pool_type = self.global_pool if pool_type is None else pool_type
-        if size is None or not pool_type or pool_type == "token" or not self._tome_cfg.extra.get("size_pool", True):
+        if size is None or not pool_type or pool_type == "token" or not self._tome_cfg.size_pool:
             return global_pool_nlc(x, pool_type=pool_type, num_prefix_tokens=P, reduce_include_prefix=self.pool_include_prefix)
         if not self.pool_include_prefix: x, size = x[:, P:], size[:, P:]
-        avg = (x * size).sum(1) / size.sum(1)                             # = the mean over the original patches
+        avg = size_weighted_mean(x, size)                                 # = the mean over the original patches
         if pool_type == "avg": return avg
         if pool_type == "max": return x.amax(1)
         if pool_type == "avgmax": return 0.5 * (x.amax(1) + avg)
@@ -330,6 +331,7 @@ def patch_model(model: nn.Module, # a timm VisionTransformer
                 before: Optional[Callable] = None, # hook at each block's input (see `PatchConfig`)
                 cap: bool = True, # ToMe's per-block cap on r
                 mixin: Optional[type] = None, # the class providing the patched methods (default: `_ReducedViT`)
+                size_pool: bool = True, # weight average pooling by token size (see `PatchConfig`)
                 **extra, # method-specific settings, kept in the config
                ) -> nn.Module:
     "Patch `model` in place with a token-reduction rule; re-applying the same method updates its settings."
@@ -342,7 +344,7 @@ def patch_model(model: nn.Module, # a timm VisionTransformer
     orig = getattr(model, "_tome_orig_class", type(model))
     model._tome_orig_class = orig
     model.__class__ = _patched_class(orig, mixin or _ReducedViT)
-    model._tome_cfg = PatchConfig(method, r, reduce, bool(trace_source), bool(prop_attn), before, cap, extra, rs)
+    model._tome_cfg = PatchConfig(method, r, reduce, bool(trace_source), bool(prop_attn), before, cap, extra, rs, bool(size_pool))
     model._tome_state = None
     return model
 
@@ -387,7 +389,7 @@ def apply_patch(model: nn.Module, # a timm VisionTransformer (or a torchvision /
 
 def _timm_apply(model: nn.Module, r: Schedule, trace_source: bool, prop_attn: bool, metric: str, size_pool: bool = False) -> nn.Module:
     "`apply_patch` for timm: the ToMe reduction in every block (`patch_model`)."
-    return patch_model(model, "tome", r, ToMeReduce(metric), trace_source, prop_attn, metric=metric, size_pool=size_pool)
+    return patch_model(model, "tome", r, ToMeReduce(metric), trace_source, prop_attn, size_pool=size_pool, metric=metric)
 
 def remove_patch(model: nn.Module) -> nn.Module:
     "Undo `apply_patch` (or any token-reduction patch): the model behaves exactly as before. No-op if unpatched."
