@@ -207,12 +207,13 @@ def bipartite_soft_matching(metric: Tensor, # [B, N, C] similarity features, e.g
         scores = torch.bmm(m[:, 0::2], m[:, 1::2].transpose(1, 2))   # [B, ceil(N/2), floor(N/2)]: even x odd positions
         if pa: scores.narrow(1, 0, pa).fill_(-math.inf)   # protected A tokens send no edge
         if pb: scores.narrow(2, 0, pb).fill_(-math.inf)   # protected B tokens receive none
-        best, partner = scores.max(dim=-1)                # [B, n_a] best score and partner of each A token
+        best = scores.amax(dim=-1)                        # [B, n_a] best score of each A token
         order = best.argsort(dim=-1, descending=True)[..., None]   # [B, n_a, 1] A tokens, strongest edge first (protected last)
         src_idx = order[:, :r]                            # [B, r, 1] merged A tokens
         unm_idx = order[:, r:]                            # [B, n_a - r, 1] kept A tokens, strongest edge first
         if P or keep_order: unm_idx = unm_idx.sort(dim=1).values[:, pa:]   # [B, n_a - pa - r, 1] in position order, protected dropped
-        dst_idx = partner[..., None].gather(1, src_idx)   # [B, r, 1] their B partners
+        rows = scores.gather(1, src_idx.expand(B, r, scores.shape[-1]))    # [B, r, n_b] the score rows of the merged A tokens
+        dst_idx = rows.argmax(dim=-1, keepdim=True)       # [B, r, 1] their B partners (first of equal maxima, as `max` picks)
     return _alternate_plan(B, N, P, src_idx, dst_idx, unm_idx)
 
 # %% ../nbs/02_matching.ipynb #e8f09a0b

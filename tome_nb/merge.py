@@ -25,7 +25,7 @@ def merge_wavg(merge: Callable, # a `merge` function from a matching plan
     else: xs = x * size                                            # [B, N, C]
     try: xs, size = merge(xs, mode="sum"), merge(size, mode="sum").detach()   # [B, N-r, C], [B, N-r, 1]: the sums
     except ValueError as e: raise ValueError(f"merge_wavg: x has shape {tuple(x.shape)} ({e})") from None
-    return xs / size, size
+    return (xs / size if xs is x else xs.div_(size)), size           # in place on the sums (a plan returns x itself only when r = 0)
 
 # %% ../nbs/03_merging.ipynb #d8364645
 def merge_source(merge: Callable, # a `merge` function from a matching plan
