@@ -17,9 +17,10 @@ from timm.data import create_transform, ImageNetInfo, resolve_data_config
 
 # %% auto #0
 __all__ = ['ASSETS_ENV', 'IMAGE_EXTS', 'AssetsNotFoundError', 'project_root', 'assets_dir', 'asset_path', 'load_state_dict',
-           'local_weights', 'is_timm_model', 'create_model', 'imagenet_wnids', 'imagenet_class_names', 'check_limit',
-           'labelled_images', 'check_labels', 'unreadable_images', 'check_image_files', 'readable_images',
-           'usable_images', 'sample_image', 'eval_transform', 'device_name', 'run_info', 'write_csv', 'read_csv']
+           'local_weights', 'is_timm_model', 'create_model', 'without_class_token', 'imagenet_wnids',
+           'imagenet_class_names', 'check_limit', 'labelled_images', 'check_labels', 'unreadable_images',
+           'check_image_files', 'readable_images', 'usable_images', 'sample_image', 'eval_transform', 'device_name',
+           'run_info', 'write_csv', 'read_csv']
 
 # %% ../nbs/00a_assets.ipynb #2161a33d
 ASSETS_ENV = "TOME_NB_ASSETS"
@@ -109,6 +110,19 @@ def create_model(name: str, # a timm model name, e.g. "deit_tiny_patch16_224"
             f"no weights for {name}: none in the assets folder (set {ASSETS_ENV}, expecting "
             f"weights/{name}.safetensors) and timm's download failed ({type(e).__name__}); "
             "pass weights=PATH or use pretrained=False for random weights") from None
+
+# %% ../nbs/00a_assets.ipynb #c2d3e4f5
+def without_class_token(model: torch.nn.Module, # a timm VisionTransformer with a class token (e.g. DeiT-Tiny)
+                       ) -> torch.nn.Module:
+    "The same weights in the same architecture without class token, pooled by averaging (timm's plain mean), in eval mode."
+    if getattr(model, "cls_token", None) is None or getattr(model, "num_prefix_tokens", 1) != 1:
+        raise ValueError("without_class_token needs a timm ViT with a class token and no other prefix token")
+    arch = model.default_cfg["architecture"]
+    gap = timm.create_model(arch, pretrained=False, class_token=False, global_pool="avg", fc_norm=False,
+                            img_size=model.patch_embed.img_size).eval()
+    sd = dict(model.state_dict()); sd.pop("cls_token"); sd["pos_embed"] = sd["pos_embed"][:, 1:]
+    gap.load_state_dict(sd)
+    return gap
 
 # %% ../nbs/00a_assets.ipynb #5ff025b9
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}

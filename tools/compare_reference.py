@@ -10,7 +10,7 @@ and another with `tome_nb.apply_patch`, runs both on every batch, and writes onl
 - nbs/data/reference_tome_predictions.csv     the original's prediction for every image and schedule;
 - nbs/data/reference_tome_golden.npz          the original's logits on the first images at r=13 and (13, -0.5),
   which merged token holds each patch after blocks 1 and 2 at r=13 (the golden test of chapter 05), and its
-  logits at r=13 on the same weights built without the class token and pooled by averaging (`gap_model`);
+  logits at r=13 on the same weights built without the class token and pooled by averaging (`tome_nb.assets.without_class_token`);
 - nbs/data/reference_matching_golden.npz       the original's merge on random metrics with no, one and two protected
   tokens (which inputs each output token holds, in output order): chapter 02's test of the matching alone;
 - with --matching-only, only that file; with --speed, instead: nbs/data/reference_speed_cpu.csv, the throughput of timm's model, tome_nb and the original
@@ -40,15 +40,6 @@ def load_original(ref: Path):
     return tome.patch.timm
 
 
-def gap_model(model):
-    "The same weights as a ViT without class token that averages its tokens (no such DeiT exists; it tests the other order rule)."
-    import timm
-    gap = timm.create_model(model.default_cfg["architecture"], pretrained=False, class_token=False, global_pool="avg", fc_norm=False).eval()
-    sd = dict(model.state_dict()); sd.pop("cls_token"); sd["pos_embed"] = sd["pos_embed"][:, 1:]
-    gap.load_state_dict(sd)
-    return gap
-
-
 def groups(source):
     "[B, T, N0] source map -> [B, N0]: the index of the output token that holds each input token."
     return source.float().argmax(1)
@@ -73,7 +64,7 @@ def main(argv=None):
     import numpy as np, torch
     from tqdm.auto import tqdm
     from tome_nb import apply_patch
-    from tome_nb.assets import asset_path, create_model, labelled_images, run_info, write_csv
+    from tome_nb.assets import asset_path, create_model, labelled_images, run_info, without_class_token, write_csv
     from tome_nb.eval import image_loader
     torch.set_grad_enabled(False)
 
@@ -101,7 +92,7 @@ def main(argv=None):
             if bi == 0 and key in ("r=13", "(13, -0.5)"):
                 golden[f"logits {key}"] = lo[:GOLDEN_IMAGES].numpy()
         if bi == 0:                                                                   # merge groups after blocks 1 and 2
-            gap = gap_model(orig)
+            gap = without_class_token(orig)
             original_patch(gap, trace_source=False, prop_attn=True)
             gap.r = 13
             golden["logits gap r=13"] = gap(x[:GOLDEN_IMAGES]).numpy()
