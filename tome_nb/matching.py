@@ -6,7 +6,7 @@
 from __future__ import annotations
 import math
 from numbers import Integral
-from typing import Callable, Sequence, Tuple, Union
+from typing import Callable, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -56,15 +56,9 @@ def merged_token_counts(num_tokens: int, # tokens entering the first block (prot
 # %% ../nbs/02_matching.ipynb #adac9b7b
 MERGE_MODES = ("mean", "sum", "amax", "amin", "prod", "drop")
 
-def _take(x: Tensor, sel) -> Tensor:
-    "Tokens `sel` of `x` [B, N, C]: a slice or per-image indices [B, n]."
-    if isinstance(sel, slice): return x[:, sel]
-    return x.gather(1, sel[..., None].expand(-1, -1, x.shape[-1]))   # [B, n, C]
-
-def _put(out: Tensor, sel, vals: Tensor) -> None:
-    "Write `vals` [B, n, C] into the positions `sel` of `out` [B, N, C], in place."
-    if isinstance(sel, slice): out[:, sel] = vals
-    else: out.scatter_(1, sel[..., None].expand(-1, -1, out.shape[-1]), vals)
+def _take(x: Tensor, sel: Tensor) -> Tensor:
+    "Tokens `sel` [B, n] of `x` [B, N, C], per image: [B, n, C]."
+    return x.gather(1, sel[..., None].expand(-1, -1, x.shape[-1]))
 
 def _check_tokens(x: Tensor, B: int, N: int, what: str, fn: str) -> None:
     if x.dim() != 3 or x.shape[0] != B or x.shape[1] != N:
@@ -72,45 +66,41 @@ def _check_tokens(x: Tensor, B: int, N: int, what: str, fn: str) -> None:
                          f"[{B}, {N}, C] (batch and token count from the metric)")
 
 # %% ../nbs/02_matching.ipynb #6c5da333
-def _merge_plan(B: int, # batch size
+def _index_plan(B: int, # batch size
                 N: int, # tokens before merging
-                P: int, # protected prefix length
-                a_sel, b_sel, # the A and B sets: slices of the mergeable tokens, or index tensors [B, n]
-                n_a: int, # size of A
-                src_idx: Tensor, # [B, r] A tokens that are merged
-                dst_idx: Tensor, # [B, r] the B token each of them lands on
-                unm_idx: Tensor, # [B, n_a - r] A tokens kept, in original order
+                keep: Tensor, # [B, N - r] positions of the tokens that stay, in output order
+                src: Tensor, # [B, r] positions of the merged tokens
+                dst: Tensor, # [B, r, 1] output position of each merged token's partner
                ) -> Tuple[Callable, Callable]:
-    "Build the `merge` and `unmerge` closures of a merge plan."
-    r = src_idx.shape[1]
-    src_idx, dst_idx, unm_idx = src_idx[..., None], dst_idx[..., None], unm_idx[..., None]
+    "The `merge` and `unmerge` closures of a plan given as token positions, with as few tensor operations as possible."
+    r = src.shape[1]
+    keep_rows, src_rows = keep, src
+    if B > 1:                                            # rows of the flattened batch [B * N, C]
+        offset = torch.arange(0, B * N, N, device=src.device)[:, None]   # [B, 1]
+        keep_rows, src_rows = keep + offset, src + offset
+    keep_rows, src_rows = keep_rows.reshape(-1), src_rows.reshape(-1)   # [B * (N - r)], [B * r]
 
     def merge(x: Tensor, mode: str = "mean") -> Tensor:
         "Apply the plan: [B, N, C] -> [B, N - r, C] (`drop` mode: the sources vanish)."
         if mode not in MERGE_MODES: raise ValueError(f"merge: unknown mode {mode!r}; use one of {MERGE_MODES}")
         _check_tokens(x, B, N, "merge plan", "merge")
         C = x.shape[-1]
-        prot, rest = x[:, :P], x[:, P:]
-        a, b = _take(rest, a_sel), _take(rest, b_sel)                # [B, n_a, C], [B, n_b, C]
-        unm = a.gather(1, unm_idx.expand(-1, -1, C))                  # [B, n_a - r, C]
-        if mode != "drop":
-            src = a.gather(1, src_idx.expand(-1, -1, C))              # [B, r, C]
-            b = b.scatter_reduce(1, dst_idx.expand(-1, -1, C), src, reduce=mode, include_self=True)
-        return torch.cat([prot, unm, b], dim=1)                       # [B, N - r, C]
+        flat = x.reshape(B * N, C)                                                      # a view when x is contiguous
+        out = flat.index_select(0, keep_rows).view(B, N - r, C)                         # the tokens that stay
+        if mode == "drop": return out
+        srcs = flat.index_select(0, src_rows).view(B, r, C)                             # [B, r, C] the merged tokens
+        if mode == "sum": out.scatter_add_(1, dst.expand(B, r, C), srcs)                # the same sums, in the same order, faster
+        else: out.scatter_reduce_(1, dst.expand(B, r, C), srcs, reduce=mode, include_self=True)
+        return out
 
     def unmerge(x: Tensor) -> Tensor:
         "Undo the plan by copying: [B, N - r, C] -> [B, N, C]; each source gets its destination's value."
         _check_tokens(x, B, N - r, "merged sequence", "unmerge")
         C = x.shape[-1]
-        n_unm = n_a - r
-        prot, unm, b = x[:, :P], x[:, P:P + n_unm], x[:, P + n_unm:]   # [B, P, C], [B, n_a - r, C], [B, n_b, C]
-        src = b.gather(1, dst_idx.expand(-1, -1, C))                      # [B, r, C]
-        a = x.new_zeros(B, n_a, C)
-        a.scatter_(1, unm_idx.expand(-1, -1, C), unm)
-        a.scatter_(1, src_idx.expand(-1, -1, C), src)
-        rest = x.new_zeros(B, N - P, C)
-        _put(rest, a_sel, a); _put(rest, b_sel, b)
-        return torch.cat([prot, rest], dim=1)                             # [B, N, C]
+        out = x.new_empty(B, N, C)                                                      # every position is written below
+        out.scatter_(1, keep[..., None].expand(B, N - r, C), x)                         # the tokens that stayed
+        out.scatter_(1, src[..., None].expand(B, r, C), x.gather(1, dst.expand(B, r, C)))   # the merged ones: their partner's value
+        return out
 
     return merge, unmerge
 
@@ -151,44 +141,15 @@ def _alternate_plan(B: int, # batch size
                     dst_idx: Tensor, # [B, r, 1] the B token each lands on (indices into the odd positions 1, 3, ..)
                     unm_idx: Tensor, # [B, n_unm, 1] mergeable A tokens kept, in the order they come out
                    ) -> Tuple[Callable, Callable]:
-    "The `merge` and `unmerge` closures of a plan on the alternating split, with as few tensor operations as possible."
-    r, n_unm = src_idx.shape[1], unm_idx.shape[1]
+    "The plan of the alternating split as token positions (`_index_plan`)."
+    n_unm = unm_idx.shape[1]
     b0 = P + 1 - P % 2                                   # position of the first mergeable B token (odd, >= P)
     head = P + n_unm                                     # ... and its position in the output
     dst_out = dst_idx + (head - P // 2)                  # [B, r, 1] output position of each source's partner
     pos = torch.arange(N, device=src_idx.device)         # [N] token positions
     keep = torch.cat([pos[:P].expand(B, P), unm_idx[..., 0] * 2, pos[b0::2].expand(B, -1)], 1)   # [B, N - r]
     src = src_idx[..., 0] * 2                            # [B, r] positions of the merged A tokens
-    if B > 1:                                            # rows of the flattened batch [B * N, C]
-        rows = torch.arange(0, B * N, N, device=src_idx.device)[:, None]   # [B, 1]
-        keep, src = keep + rows, src + rows
-    keep, src = keep.view(-1), src.view(-1)              # [B * (N - r)], [B * r]
-
-    def merge(x: Tensor, mode: str = "mean") -> Tensor:
-        "Apply the plan: [B, N, C] -> [B, N - r, C] (`drop` mode: the sources vanish)."
-        if mode not in MERGE_MODES: raise ValueError(f"merge: unknown mode {mode!r}; use one of {MERGE_MODES}")
-        _check_tokens(x, B, N, "merge plan", "merge")
-        C = x.shape[-1]
-        flat = x.reshape(B * N, C)                                                      # a view when x is contiguous
-        out = flat.index_select(0, keep).view(B, N - r, C)                              # protected, kept A, B tokens
-        if mode == "drop": return out
-        srcs = flat.index_select(0, src).view(B, r, C)                                  # [B, r, C] the merged A tokens
-        if mode == "sum": out.scatter_add_(1, dst_out.expand(B, r, C), srcs)            # the same sums, in the same order, faster
-        else: out.scatter_reduce_(1, dst_out.expand(B, r, C), srcs, reduce=mode, include_self=True)
-        return out
-
-    def unmerge(x: Tensor) -> Tensor:
-        "Undo the plan by copying: [B, N - r, C] -> [B, N, C]; each source gets its destination's value."
-        _check_tokens(x, B, N - r, "merged sequence", "unmerge")
-        C = x.shape[-1]
-        out = x.new_empty(B, N, C)
-        out[:, :P], out[:, b0::2] = x[:, :P], x[:, head:]                               # protected tokens, B
-        a = out[:, 0::2]                                                                # a view: writes land in `out`
-        a.scatter_(1, unm_idx.expand(B, n_unm, C), x[:, P:head])                        # kept A tokens
-        a.scatter_(1, src_idx.expand(B, r, C), x.gather(1, dst_out.expand(B, r, C)))    # merged A tokens: their partner's value
-        return out
-
-    return merge, unmerge
+    return _index_plan(B, N, keep, src, dst_out)
 
 # %% ../nbs/02_matching.ipynb #963a8d39
 def bipartite_soft_matching(metric: Tensor, # [B, N, C] similarity features, e.g. the keys averaged over heads
@@ -212,8 +173,8 @@ def bipartite_soft_matching(metric: Tensor, # [B, N, C] similarity features, e.g
         src_idx = order[:, :r]                            # [B, r, 1] merged A tokens
         unm_idx = order[:, r:]                            # [B, n_a - r, 1] kept A tokens, strongest edge first
         if P or keep_order: unm_idx = unm_idx.sort(dim=1).values[:, pa:]   # [B, n_a - pa - r, 1] in position order, protected dropped
-        rows = scores.gather(1, src_idx.expand(B, r, scores.shape[-1]))    # [B, r, n_b] the score rows of the merged A tokens
-        dst_idx = rows.argmax(dim=-1, keepdim=True)       # [B, r, 1] their B partners (first of equal maxima, as `max` picks)
+        src_scores = scores.gather(1, src_idx.expand(B, r, scores.shape[-1]))   # [B, r, n_b] the score rows of the merged A tokens
+        dst_idx = src_scores.argmax(dim=-1, keepdim=True)  # [B, r, 1] their B partners (first of equal maxima, as `max` picks)
     return _alternate_plan(B, N, P, src_idx, dst_idx, unm_idx)
 
 # %% ../nbs/02_matching.ipynb #e8f09a0b
@@ -233,10 +194,9 @@ def random_soft_matching(metric: Tensor, # [B, N, C] similarity features
         a_sel, b_sel = perm[:, :r], perm[:, r:].sort(dim=1).values   # [B, r] sources, [B, M - r] the rest, in order
         m = F.normalize(metric[:, P:], dim=-1)
         scores = _take(m, a_sel) @ _take(m, b_sel).transpose(-1, -2)    # [B, r, M - r]
-        dst_idx = scores.argmax(dim=-1)                                  # [B, r]
-        src_idx = torch.arange(r, device=metric.device).expand(B, r)
-        unm_idx = src_idx[:, :0]                                         # every source is merged
-    return _merge_plan(B, N, P, a_sel, b_sel, r, src_idx, dst_idx, unm_idx)
+        dst_idx = scores.argmax(dim=-1, keepdim=True)                    # [B, r, 1] index of each source's partner in the rest
+    prot = torch.arange(P, device=metric.device).expand(B, P)
+    return _index_plan(B, N, torch.cat([prot, b_sel + P], 1), a_sel + P, dst_idx + P)   # out: protected, then the rest in order
 
 # %% ../nbs/02_matching.ipynb #db259c4d
 def kth_bipartite_soft_matching(metric: Tensor, # [B, N, C] similarity features
@@ -258,6 +218,6 @@ def kth_bipartite_soft_matching(metric: Tensor, # [B, N, C] similarity features
     with torch.no_grad():
         m = F.normalize(metric[:, P:], dim=-1)
         scores = m[:, a_pos] @ m[:, b_pos].transpose(-1, -2)          # [B, r, n_b]
-        dst_idx = scores.argmax(dim=-1)                               # [B, r]
-    src_idx = torch.arange(r, device=metric.device).expand(B, r)
-    return _merge_plan(B, N, P, a_pos.expand(B, r), b_pos.expand(B, len(b_pos)), r, src_idx, dst_idx, src_idx[:, :0])
+        dst_idx = scores.argmax(dim=-1, keepdim=True)                 # [B, r, 1] index of each source's partner among the destinations
+    keep = torch.cat([torch.arange(P, device=metric.device), b_pos + P]).expand(B, -1)   # out: protected, then the destinations
+    return _index_plan(B, N, keep, (a_pos + P).expand(B, r), dst_idx + P)
