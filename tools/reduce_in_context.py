@@ -16,11 +16,12 @@ It also counts the operators the step dispatches (`TorchDispatchMode`). One row 
 
     python tools/reduce_in_context.py       # on an otherwise idle machine; writes nbs/data/reduce_in_context_cpu.csv
 """
-import argparse, statistics, time
+import argparse, statistics, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = ("deit_tiny_patch16_224", "vit_small_patch16_224")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from profile_overhead import MODELS   # the models of the operator profile, so the two files describe the same ones
 
 
 def count_ops(fn) -> int:
